@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Install what dcops needs on a fresh Debian 12 machine: Debian packages (apt-get) and a
+# Python virtual environment in .venv with dcops and its test tools. Idempotent: a second
+# run installs nothing new.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$(pwd)
+
+need_root() {
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "dcops setup: run as root (apt-get, and the lab needs root): sudo bash $0" >&2
+    exit 1
+  fi
+}
+
+missing=()
+while read -r pkg; do
+  case "$pkg" in ''|'#'*) continue ;; esac
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done < scripts/debian-packages.txt
+if [ ${#missing[@]} -gt 0 ]; then
+  need_root
+  echo "dcops setup: installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Debian starts packaged daemons on install; dcops starts its own, on loopback or in the lab.
+  for svc in prometheus prometheus-blackbox-exporter prometheus-node-exporter; do
+    if pgrep -x "$svc" >/dev/null 2>&1 && [ -x "/etc/init.d/$svc" ]; then "/etc/init.d/$svc" stop >/dev/null 2>&1 || true; fi
+  done
+fi
+
+py=${PYTHON:-python3}
+stamp=.venv/.dcops-installed
+want=$(sha256sum pyproject.toml | cut -c1-16)
+if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "dcops setup: creating .venv and installing dcops with its test tools"
+  "$py" -m venv .venv
+  .venv/bin/pip install -q --upgrade pip >/dev/null
+  .venv/bin/pip install -q -e "$repo[dev]"
+  echo "$want" > "$stamp"
+fi

@@ -1,0 +1,29 @@
+"""The ``dcops`` command line."""
+
+from __future__ import annotations
+
+import typer
+
+from dcops.cli import inventory as inventory_cmd
+from dcops.cli import lab as lab_cmd
+from dcops.cli.common import InventoryOpt
+
+app = typer.Typer(
+    name="dcops",
+    help="Infrastructure-as-code and operations toolkit of the provincial e-government data centre.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+app.add_typer(inventory_cmd.app, name="inventory")
+app.add_typer(lab_cmd.app, name="lab")
+
+
+@app.command("main")
+def main_job(inventory: InventoryOpt = None) -> None:  # type: ignore[assignment]
+    """The main job on a province (default: the lab): for now, show the inventory."""
+    inventory_cmd.show(inventory=inventory, as_json=False)
+
+
+def main() -> None:
+    app()
