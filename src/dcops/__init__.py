@@ -13,9 +13,10 @@ DEFAULT_INVENTORY = ROOT / "inventory" / "lab"
 def lab_dir(code: str) -> Path:
     """Where a booted lab keeps its state (SSH key, ssh_config, known_hosts, run files).
 
-    ``DCOPS_LAB_DIR`` overrides the base folder (default: ``<repo>/.lab``).
+    ``DCOPS_LAB_DIR`` overrides the base folder (default: ``/var/lib/dcops/lab``, beside the
+    image cache; the lab runs as root).
     """
     import os
 
-    base = Path(os.environ.get("DCOPS_LAB_DIR", ROOT / ".lab"))
+    base = Path(os.environ.get("DCOPS_LAB_DIR", "/var/lib/dcops/lab"))
     return base / code

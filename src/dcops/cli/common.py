@@ -9,12 +9,14 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from dcops import DEFAULT_INVENTORY
 from dcops.inventory import InventoryError, Loaded, load
 
-console = Console()
-err_console = Console(stderr=True)
+# No emoji codes (":100:" in "file.yml:100:" is a line number) and no highlighting of data.
+console = Console(emoji=False)
+err_console = Console(stderr=True, emoji=False)
 
 InventoryOpt = Annotated[
     Path,
@@ -24,7 +26,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on 
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     raise typer.Exit(code)
 
 
@@ -42,8 +44,8 @@ def load_or_exit(path: Path | None, as_json: bool = False) -> Loaded:
         else:
             n = len(e.problems)
             err_console.print(
-                f"[bold red]inventory {e.source}: {n} problem{'s' if n != 1 else ''}[/]", highlight=False
+                f"[bold red]inventory {escape(str(e.source))}: {n} problem{'s' if n != 1 else ''}[/]", highlight=False
             )
             for p in e.problems:
-                err_console.print(f"  [cyan]{p.where()}[/]: {p.reason}", highlight=False, soft_wrap=True)
+                err_console.print(f"  [cyan]{escape(p.where())}[/]: {escape(p.reason)}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None

@@ -2,15 +2,196 @@
 
 from __future__ import annotations
 
-import typer
+import os
+import tempfile
+from pathlib import Path
+from typing import Annotated
 
-from dcops.cli.common import InventoryOpt, JsonOpt, console, load_or_exit
+import typer
+from rich.table import Table
+
+from dcops.cli.common import InventoryOpt, JsonOpt, console, emit_json, fail, load_or_exit
+from dcops.inventory.model import Inventory, Tier
+from dcops.inventory.summary import counts, per_district
+from dcops.render import dump_json
+from dcops.render.ansible import ansible_inventory
+from dcops.render.filesd import file_sd
 
 app = typer.Typer(help="Check, show and render a province inventory.", no_args_is_help=True)
+
+DirArg = Annotated[
+    Path | None,
+    typer.Argument(help="Inventory directory (default: the lab province).", show_default=False),
+]
+
+
+@app.command()
+def check(directory: DirArg = None, as_json: JsonOpt = False) -> None:
+    """Validate an inventory and print its counts; exit 2 listing every problem if it is invalid."""
+    loaded = load_or_exit(directory, as_json)
+    inv = loaded.inventory
+    c = counts(inv)
+    if as_json:
+        emit_json({"ok": True, "inventory": inv.source, "files": len(loaded.files), "counts": c})
+        return
+    console.print(f"[green]✓[/] {inv.province.name}: {inv.source} is valid ({len(loaded.files)} files)")
+    t = Table(show_header=True, header_style="bold")
+    t.add_column("figure")
+    t.add_column("count", justify="right")
+    t.add_column("detail")
+    t.add_row("districts", str(c["districts"]), "")
+    t.add_row(
+        "data-network sites",
+        str(c["datanet_sites"]),
+        " + ".join(f"{n} {tier}" for tier, n in c["datanet_sites_by_tier"].items() if n),
+    )
+    t.add_row("video-conference endpoints", str(c["videoconf_endpoints"]), _by_tier(c["videoconf_endpoints_by_tier"]))
+    t.add_row("mail agencies", str(c["mail_agencies"]), "")
+    t.add_row("mail accounts", f"{c['mail_accounts']:,}", "")
+    t.add_row("sites (all)", str(c["sites"]), _by_tier(c["sites_by_tier"]))
+    t.add_row("circuits", str(c["circuits"]), "")
+    t.add_row("hosts", str(c["hosts"]), "")
+    t.add_row("services", str(c["services"]), f"{c['external_services']} external")
+    t.add_row("flows", str(c["flows"]), "")
+    t.add_row("placeholder sites", str(c["placeholders"]), "names not published")
+    console.print(t)
+
+
+def _by_tier(d: dict[str, int]) -> str:
+    return ", ".join(f"{n} {tier}" for tier, n in d.items() if n)
 
 
 @app.command()
 def show(inventory: InventoryOpt = None, as_json: JsonOpt = False) -> None:  # type: ignore[assignment]
-    """Show the province: counts per tier and district, services, addresses."""
-    loaded = load_or_exit(inventory, as_json)
-    console.print(loaded.inventory.province.name)
+    """Show the province: counts per tier and district, services, and every site's addresses."""
+    inv = load_or_exit(inventory, as_json).inventory
+    if as_json:
+        emit_json(_show_json(inv))
+        return
+    console.rule(f"[bold]{inv.province.name}[/] ({inv.province.code}, {inv.province.domain})")
+    tiers = [t.value for t in Tier]
+    t = Table(title="Sites per district and tier", header_style="bold")
+    t.add_column("district", no_wrap=True)
+    for tier in tiers:
+        t.add_column(tier, justify="right")
+    t.add_column("total", justify="right")
+    names = {d.name: d.display_name for d in inv.districts}
+    for district, cnt in sorted(per_district(inv).items(), key=lambda x: (x[0] != "province", x[0])):
+        label = names.get(district, "provincial level")
+        t.add_row(label, *(str(cnt.get(x, 0) or "") for x in tiers), str(sum(cnt.values())))
+    console.print(t)
+
+    s = Table(title="Services", header_style="bold")
+    for col in ("service", "type", "where", "ports"):
+        s.add_column(col)
+    for svc in inv.services:
+        addr = inv.service_address(svc)
+        where = svc.url if svc.external else f"{', '.join(svc.hosts)} ({addr})"
+        ports = ", ".join(
+            f"{p.name} {p.proto.value}" + (f"/{p.port}" if p.port else "") + (f"-{p.port_end}" if p.port_end else "")
+            for p in svc.ports
+        )
+        s.add_row(svc.name, svc.type.value + (" (external)" if svc.external else ""), where or "", ports)
+    console.print(s)
+
+    a = Table(title="Addresses", header_style="bold")
+    for col in ("site", "tier", "district", "subnet", "gateway", "loopback", "management", "hosts"):
+        a.add_column(col)
+    for site in inv.sites:
+        mgmt = inv.management_of(site)
+        a.add_row(
+            site.name + (" *" if site.placeholder else ""),
+            site.tier.value + ("" if site.datanet else " (internet)"),
+            inv.district_of(site),
+            str(site.subnet),
+            str(inv.gateway_of(site)),
+            str(site.loopback or ""),
+            str(mgmt or ""),
+            ", ".join(f"{h.name} {h.address}" for h in site.hosts),
+        )
+    console.print(a)
+    c = counts(inv)
+    console.print(
+        f"{c['datanet_sites']} data-network sites, {c['videoconf_endpoints']} video-conference endpoints, "
+        f"{c['mail_agencies']} mail agencies with {c['mail_accounts']:,} accounts, {c['hosts']} hosts, "
+        f"{c['circuits']} circuits. * = placeholder name (not published)."
+    )
+
+
+def _show_json(inv: Inventory) -> dict[str, object]:
+    return {
+        "province": inv.province.model_dump(mode="json"),
+        "counts": counts(inv),
+        "per_district": {k: dict(v) for k, v in sorted(per_district(inv).items())},
+        "services": [s.model_dump(mode="json") for s in inv.services],
+        "sites": [
+            {
+                "name": s.name,
+                "tier": s.tier.value,
+                "district": inv.district_of(s),
+                "datanet": s.datanet,
+                "subnet": str(s.subnet),
+                "gateway": str(inv.gateway_of(s)),
+                "loopback": str(s.loopback) if s.loopback else None,
+                "management": str(m) if (m := inv.management_of(s)) else None,
+                "hosts": [h.model_dump(mode="json") for h in s.hosts],
+            }
+            for s in inv.sites
+        ],
+    }
+
+
+@app.command("ansible")
+def ansible_cmd(
+    inventory: InventoryOpt = None,  # type: ignore[assignment]
+    list_: Annotated[bool, typer.Option("--list", help="The whole inventory (the default).")] = True,
+    host: Annotated[str | None, typer.Option("--host", help="One host's variables.")] = None,
+) -> None:
+    """Print the Ansible inventory as JSON (the ``ansible-inventory --list`` and dynamic-script format)."""
+    data = ansible_inventory(load_or_exit(inventory, True).inventory)
+    if host is not None:
+        hv = data["_meta"]["hostvars"]
+        if host not in hv:
+            fail(f"no host {host!r} in the inventory")
+        emit_json(hv[host])
+        return
+    emit_json(data)
+
+
+@app.command()
+def render(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write into (created if missing).")],
+    inventory: InventoryOpt = None,  # type: ignore[assignment]
+    as_json: JsonOpt = False,
+) -> None:
+    """Render every tool's files: ansible/inventory.json and prometheus/file_sd/*.json.
+
+    Nothing is written unless the inventory is valid; each file is replaced atomically.
+    """
+    inv = load_or_exit(inventory, as_json).inventory
+    files = rendered_files(inv)
+    written = write_files(out, files)
+    if as_json:
+        emit_json({"ok": True, "out": str(out), "files": written})
+    else:
+        for f in written:
+            console.print(f"wrote {out / f}")
+
+
+def rendered_files(inv: Inventory) -> dict[str, str]:
+    files = {"ansible/inventory.json": dump_json(ansible_inventory(inv))}
+    files.update({f"prometheus/file_sd/{name}": text for name, text in file_sd(inv).items()})
+    return files
+
+
+def write_files(out: Path, files: dict[str, str]) -> list[str]:
+    """Write each file through a temporary file and a rename, so no reader sees half a file."""
+    for rel, text in files.items():
+        dest = out / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, dest)
+    return sorted(files)

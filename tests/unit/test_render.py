@@ -1,0 +1,112 @@
+"""Renderers: golden files, determinism, and the Ansible plugin read by real ansible-inventory."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dcops.cli.inventory import rendered_files
+from dcops.inventory import load_inventory
+from tests.conftest import GOLDEN, LAB, ROOT, VENV_BIN, YENBAI
+
+UPDATE = os.environ.get("DCOPS_UPDATE_GOLDEN") == "1"
+
+
+@pytest.mark.parametrize("name,path", [("lab", LAB), ("yenbai", YENBAI)])
+def test_golden(name: str, path: Path) -> None:
+    files = rendered_files(load_inventory(path))
+    gold = GOLDEN / name
+    if UPDATE:
+        for rel, text in files.items():
+            (gold / rel).parent.mkdir(parents=True, exist_ok=True)
+            (gold / rel).write_text(text, encoding="utf-8")
+    on_disk = sorted(str(p.relative_to(gold)) for p in gold.rglob("*.json"))
+    assert on_disk == sorted(files), "rendered file set differs from the golden set"
+    for rel, text in files.items():
+        assert text == (gold / rel).read_text(encoding="utf-8"), f"{rel} differs from tests/golden/{name}/{rel}"
+
+
+@pytest.mark.parametrize("path", [LAB, YENBAI])
+def test_render_is_deterministic_across_loads(path: Path) -> None:
+    first = rendered_files(load_inventory(path))
+    second = rendered_files(load_inventory(path))
+    assert first == second
+
+
+def test_file_sd_labels_every_target() -> None:
+    files = rendered_files(load_inventory(LAB))
+    sites = json.loads(files["prometheus/file_sd/sites.json"])
+    inv = load_inventory(LAB)
+    assert len(sites) == len(inv.sites)
+    by_site = {g["labels"]["site"]: g for g in sites}
+    assert by_site["dai-son"]["labels"] == {"site": "dai-son", "district": "van-yen", "tier": "commune", "datanet": "true"}
+    assert by_site["dai-son"]["targets"] == ["10.251.21.1"]
+    assert by_site["dc"]["labels"]["district"] == "province"
+    nodes = json.loads(files["prometheus/file_sd/nodes.json"])
+    assert sorted(g["labels"]["host"] for g in nodes) == sorted(h.name for _, h in inv.hosts())
+    assert all(g["targets"][0].endswith(":9100") and g["targets"][0].startswith("10.250.0.") for g in nodes)
+
+
+def _ansible(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "playbooks" / "ansible.cfg"), "ANSIBLE_LOCAL_TEMP": "/tmp"}
+    exe = VENV_BIN / "ansible-inventory"
+    if not exe.exists():
+        exe = Path(sys.executable).parent / "ansible-inventory"
+    return subprocess.run([str(exe), *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_ansible_inventory_graph_shows_hierarchy_and_roles() -> None:
+    r = _ansible("-i", "inventory/lab", "--graph")
+    assert r.returncode == 0, r.stderr
+    assert "WARNING" not in r.stderr, r.stderr
+    lines = r.stdout.splitlines()
+    # province -> district -> site -> host, by indentation
+    i = lines.index("  |--@province_lab:")
+    j = lines.index("  |  |--@district_van_yen:", i)
+    k = lines.index("  |  |  |--@site_dai_son:", j)
+    assert lines[k + 1] == "  |  |  |  |--dai-son"
+    assert "  |  |--@provincial:" in lines[i:]
+    for group in ("@role_mail:", "@role_router:", "@service_mail:", "@tier_commune:"):
+        assert f"  |--{group}" in lines
+
+
+def _plain(data: object) -> object:
+    """Drop Ansible's untrusted-string wrapping ({"__ansible_unsafe": s}) from --list output."""
+    if isinstance(data, dict):
+        if set(data) == {"__ansible_unsafe"}:
+            return data["__ansible_unsafe"]
+        return {k: _plain(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_plain(v) for v in data]
+    return data
+
+
+def test_ansible_plugin_matches_renderer() -> None:
+    r = _ansible("-i", "inventory/lab", "--list")
+    assert r.returncode == 0, r.stderr
+    got = _plain(json.loads(r.stdout))
+    assert isinstance(got, dict)
+    from dcops.render.ansible import ansible_inventory
+
+    want = ansible_inventory(load_inventory(LAB))
+    for host, hv in want["_meta"]["hostvars"].items():
+        assert {k: got["_meta"]["hostvars"][host][k] for k in hv} == hv, host
+    assert got["_meta"]["hostvars"]["dc-mail"]["ansible_host"] == "10.250.0.11"
+    for g in ("site_dc", "role_router", "service_mail"):
+        assert sorted(got[g]["hosts"]) == want[g]["hosts"]
+
+
+def test_ansible_plugin_reports_invalid_inventory(tmp_path: Path) -> None:
+    bad = tmp_path / "inv"
+    bad.mkdir()
+    for f in LAB.glob("*.yml"):
+        (bad / f.name).write_text(f.read_text(encoding="utf-8").replace("parent: van-yen", "parent: nowhere"))
+    r = _ansible("-i", str(bad), "--list")
+    assert r.returncode != 0
+    assert "parent site 'nowhere' does not exist" in r.stderr
+    assert "sites.yml:" in r.stderr
