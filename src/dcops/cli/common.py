@@ -44,7 +44,7 @@ def load_or_exit(path: Path | None, as_json: bool = False) -> Loaded:
         else:
             n = len(e.problems)
             err_console.print(
-                f"[bold red]inventory {escape(str(e.source))}: {n} problem{'s' if n != 1 else ''}[/]", highlight=False
+                f"[bold red]inventory {escape(str(e.source))}: {n} problem{'s' if n != 1 else ''}[/]", highlight=False, soft_wrap=True
             )
             for p in e.problems:
                 err_console.print(f"  [cyan]{escape(p.where())}[/]: {escape(p.reason)}", highlight=False, soft_wrap=True)

@@ -296,5 +296,11 @@ class Inventory(Strict):
             return self.host(svc.hosts[0])[1].address
         return None
 
+    def site_of_address(self, addr: IPv4) -> Site | None:
+        for s in self.sites:
+            if addr in s.subnet:
+                return s
+        return None
+
     def mail_accounts(self) -> int:
         return sum(a.mailboxes for a in self.agencies)

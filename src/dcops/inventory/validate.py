@@ -5,7 +5,7 @@ from __future__ import annotations
 import bisect
 import ipaddress
 from collections import defaultdict, deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TypeVar
 
 from dcops.inventory.errors import Problem
@@ -22,9 +22,7 @@ PLAIN_SELECTORS = {"all-sites", "management", "internet", "datacentre"}
 REF_SELECTORS = {"tier", "district", "site", "host", "service"}
 
 
-def _dupes(
-    items: Iterable[tuple[str, Origin]], what: str, failed: set[str] | None = None
-) -> Iterable[Problem]:
+def _dupes(items: Iterable[tuple[str, Origin]], what: str, failed: set[str] | None = None) -> Iterable[Problem]:
     first: dict[str, Origin] = {}
     for name, origin in items:
         if name in first:
@@ -50,11 +48,7 @@ def cross_check(loaded: Loaded, prov: Origin, failed: dict[str, set[str]]) -> li
     out += _dupes(((a.name, o("agencies", i).at("name")) for i, a in enumerate(inv.agencies)), "agency")
     out += _dupes(((a.domain, o("agencies", i).at("domain")) for i, a in enumerate(inv.agencies)), "mail domain")
     out += _dupes(
-        (
-            (h.name, o("sites", i).at("hosts", j, "name"))
-            for i, s in enumerate(inv.sites)
-            for j, h in enumerate(s.hosts)
-        ),
+        ((h.name, o("sites", i).at("hosts", j, "name")) for i, s in enumerate(inv.sites) for j, h in enumerate(s.hosts)),
         "host",
     )
     site_names = {s.name for s in inv.sites}
@@ -71,9 +65,10 @@ def cross_check(loaded: Loaded, prov: Origin, failed: dict[str, set[str]]) -> li
         )
 
     districts = {d.name for d in inv.districts}
-    sites = {s.name: s for s in inv.sites}
-    hosts = {h.name: (s, h) for s in inv.sites for h in s.hosts}
-    services = {s.name: s for s in inv.services}
+    # By name; a duplicate (reported above) does not shadow the first definition.
+    sites = _first((s.name, s) for s in inv.sites)
+    hosts = _first((h.name, (s, h)) for s in inv.sites for h in s.hosts)
+    services = _first((s.name, s) for s in inv.services)
     ranges = inv.province.address_ranges
 
     def in_ranges(addr: IPv4 | Net4) -> bool:
@@ -84,8 +79,8 @@ def cross_check(loaded: Loaded, prov: Origin, failed: dict[str, set[str]]) -> li
     range_names = ", ".join(f"{r.name} {r.cidr}" for r in ranges)
 
     # --- the province's own ranges --------------------------------------------------------
-    for (i, a), (j, b) in _overlaps([(r.cidr, (i, r)) for i, r in enumerate(ranges)]):
-        out.append(prov.problem(f"address range {b[1].cidr} overlaps {a[1].cidr}", "address_ranges", b[0], "cidr"))
+    for (net_a, _), (net_b, k) in _overlaps([(r.cidr, k) for k, r in enumerate(ranges)]):
+        out.append(prov.problem(f"address range {net_b} overlaps {net_a}", "address_ranges", k, "cidr"))
     mgmt = inv.province.management_network
     if not in_ranges(mgmt):
         out.append(prov.problem(f"{mgmt} is outside the declared address ranges ({range_names})", "management_network"))
@@ -99,6 +94,9 @@ def cross_check(loaded: Loaded, prov: Origin, failed: dict[str, set[str]]) -> li
     for i, s in enumerate(inv.sites):
         so = o("sites", i)
         allowed = PARENT_TIERS[s.tier]
+        for k, u in enumerate(s.uses):
+            if u not in services and u not in bad_services:
+                out.append(so.problem(f"uses unknown service {u!r}", "uses", k))
         if s.district is not None and s.district not in districts and s.district not in bad_districts:
             out.append(so.problem(f"unknown district {s.district!r}", "district"))
         if s.tier in (Tier.DISTRICT, Tier.COMMUNE) and s.district is None:
@@ -130,10 +128,6 @@ def cross_check(loaded: Loaded, prov: Origin, failed: dict[str, set[str]]) -> li
                     "parent",
                 )
             )
-        if s.uses:
-            for k, u in enumerate(s.uses):
-                if u not in services and u not in bad_services:
-                    out.append(so.problem(f"uses unknown service {u!r}", "uses", k))
 
     # --- addresses ------------------------------------------------------------------------
     addrs: list[tuple[IPv4, Origin]] = []
@@ -216,7 +210,8 @@ def cross_check(loaded: Loaded, prov: Origin, failed: dict[str, set[str]]) -> li
                 out.append(co.problem(f"{addr} is the network or broadcast address of {c.subnet}", end))
 
     # Every site on the data network must reach the data centre over circuits.
-    if len(dcs) == 1 and not bad_sites:
+    # (skipped when a site or a circuit failed its own checks: the path may run through it)
+    if len(dcs) == 1 and not bad_sites and not failed.get("circuits"):
         seen = {dcs[0].name}
         todo = deque([dcs[0].name])
         while todo:
@@ -226,7 +221,11 @@ def cross_check(loaded: Loaded, prov: Origin, failed: dict[str, set[str]]) -> li
                     todo.append(nxt)
         for i, s in enumerate(inv.sites):
             if s.datanet and s.name not in seen:
-                out.append(o("sites", i).problem(f"site {s.name!r} is on the data network but no circuit path reaches the data centre", "name"))
+                out.append(
+                    o("sites", i).problem(
+                        f"site {s.name!r} is on the data network but no circuit path reaches the data centre", "name"
+                    )
+                )
 
     # --- duplicates and overlaps ----------------------------------------------------------
     first: dict[IPv4, Origin] = {}
@@ -237,8 +236,8 @@ def cross_check(loaded: Loaded, prov: Origin, failed: dict[str, set[str]]) -> li
         else:
             first[addr] = origin
     nets.append((mgmt, prov.at("management_network")))
-    for (_, a), (nb, b) in _overlaps(nets):
-        out.append(b.problem(f"subnet {nb} overlaps {a.file}:{a.line} ({_p(a)})"))
+    for (_, first_o), (net, second_o) in _overlaps(nets):
+        out.append(second_o.problem(f"subnet {net} overlaps {first_o.file}:{first_o.line} ({_p(first_o)})"))
     # An address must not sit inside another item's subnet (a loopback inside a site LAN, say).
     spans = sorted(
         ((int(n.network_address), int(n.broadcast_address), n, no) for n, no in nets if n != mgmt),
@@ -246,9 +245,9 @@ def cross_check(loaded: Loaded, prov: Origin, failed: dict[str, set[str]]) -> li
     )
     starts = [x[0] for x in spans]
     for addr, origin in addrs:
-        k = bisect.bisect_right(starts, int(addr)) - 1
-        if k >= 0 and int(addr) <= spans[k][1] and not _owns(origin, spans[k][3]):
-            net, norigin = spans[k][2], spans[k][3]
+        at = bisect.bisect_right(starts, int(addr)) - 1
+        if at >= 0 and int(addr) <= spans[at][1] and not _owns(origin, spans[at][3]):
+            net, norigin = spans[at][2], spans[at][3]
             out.append(origin.problem(f"address {addr} lies inside {net} of {norigin.file}:{norigin.line} ({_p(norigin)})"))
 
     # --- services and flows ---------------------------------------------------------------
@@ -266,12 +265,12 @@ def cross_check(loaded: Loaded, prov: Origin, failed: dict[str, set[str]]) -> li
         out += _dupes(((p.name, vo.at("ports", j, "name")) for j, p in enumerate(svc.ports)), f"port of {svc.name}")
     for i, f in enumerate(inv.flows):
         fo = o("flows", i)
-        svc = services.get(f.to)
-        if svc is None:
+        target = services.get(f.to)
+        if target is None:
             if f.to not in bad_services:
                 out.append(fo.problem(f"flow to unknown service {f.to!r}", "to"))
         else:
-            names = {p.name for p in svc.ports}
+            names = {p.name for p in target.ports}
             for j, port in enumerate(f.ports):
                 if port not in names:
                     known = ", ".join(sorted(names)) or "none"
@@ -288,6 +287,14 @@ def cross_check(loaded: Loaded, prov: Origin, failed: dict[str, set[str]]) -> li
             out.append(ao.problem(f"unknown site {a.site!r}", "site"))
         if len(a.accounts) > a.mailboxes:
             out.append(ao.problem(f"{len(a.accounts)} named accounts exceed the budget of {a.mailboxes} mailboxes", "accounts"))
+    return out
+
+
+def _first(items: Iterable[tuple[str, _T]]) -> dict[str, _T]:
+    """A name table in which the first definition of a name wins."""
+    out: dict[str, _T] = {}
+    for name, item in items:
+        out.setdefault(name, item)
     return out
 
 
@@ -318,9 +325,9 @@ def _overlaps(nets: list[tuple[Net4, _T]]) -> Iterable[tuple[tuple[Net4, _T], tu
 def _check_selector(
     sel: str,
     districts: set[str],
-    sites: dict[str, object],
-    hosts: dict[str, object],
-    services: dict[str, object],
+    sites: Mapping[str, object],
+    hosts: Mapping[str, object],
+    services: Mapping[str, object],
     failed: dict[str, set[str]],
 ) -> str | None:
     if sel in PLAIN_SELECTORS:
