@@ -43,9 +43,8 @@ def load_or_exit(path: Path | None, as_json: bool = False) -> Loaded:
             emit_json({"ok": False, "inventory": str(e.source), "problems": [p.as_dict() for p in e.problems]})
         else:
             n = len(e.problems)
-            err_console.print(
-                f"[bold red]inventory {escape(str(e.source))}: {n} problem{'s' if n != 1 else ''}[/]", highlight=False, soft_wrap=True
-            )
+            head = f"inventory {escape(str(e.source))}: {n} problem{'s' if n != 1 else ''}"
+            err_console.print(f"[bold red]{head}[/]", highlight=False, soft_wrap=True)
             for p in e.problems:
                 err_console.print(f"  [cyan]{escape(p.where())}[/]: {escape(p.reason)}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
