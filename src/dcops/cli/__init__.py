@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from dcops.cli import exporter as exporter_cmd
 from dcops.cli import inventory as inventory_cmd
 from dcops.cli import lab as lab_cmd
 from dcops.cli.common import InventoryOpt
@@ -17,6 +18,7 @@ app = typer.Typer(
 )
 app.add_typer(inventory_cmd.app, name="inventory")
 app.add_typer(lab_cmd.app, name="lab")
+app.add_typer(exporter_cmd.app, name="exporter")
 
 
 @app.command("main")

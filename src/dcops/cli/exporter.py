@@ -1,0 +1,144 @@
+"""``dcops exporter``: the connectivity and security exporters, and what Prometheus needs to scrape them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+
+from dcops.cli.common import InventoryOpt, console, emit_json, err_console, fail, load_or_exit
+from dcops.exporters import promconfig
+from dcops.exporters.config import ExporterConfig, load_config
+from dcops.exporters.errors import ConfigError
+from dcops.exporters.targets import Target, check_targets, inventory_targets, load_target_list
+from dcops.render.filesd import file_sd
+
+app = typer.Typer(help="Prometheus exporters: connectivity (probes) and security posture.", no_args_is_help=True)
+
+ListenOpt = Annotated[str, typer.Option("--listen", "-l", help="HOST:PORT to serve on (port 0: any free port).")]
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="Exporter config (YAML): modules, concurrency, allowed_networks, ...")
+]
+TargetsOpt = Annotated[
+    Path | None,
+    typer.Option("--targets", help="Sweep these targets ('TARGET MODULE' per line) instead of the inventory's."),
+]
+CheckOpt = Annotated[bool, typer.Option("--check", help="Validate config and targets, print a summary, exit.")]
+
+
+def _config_or_exit(path: Path | None) -> ExporterConfig:
+    try:
+        return load_config(path)
+    except ConfigError as e:
+        raise _config_fail(e) from None
+
+
+def _config_fail(e: ConfigError) -> NoReturn:
+    n = len(e.problems)
+    err_console.print(f"[bold red]error:[/] {e.source}: {n} problem{'s' if n != 1 else ''}", highlight=False)
+    for p in e.problems:
+        err_console.print(f"  {p}", highlight=False, markup=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def _targets(inventory: Path | None, targets_file: Path | None) -> tuple[list[Target], list[str], str]:
+    """Sweep targets, continuous-ICMP targets, and where they came from."""
+    if targets_file is not None:
+        try:
+            ts = load_target_list(str(targets_file))
+        except ConfigError as e:
+            _config_fail(e)
+        return ts, sorted({t.target for t in ts if t.module == "icmp"}), str(targets_file)
+    inv = load_or_exit(inventory).inventory
+    smoke = sorted({str(inv.gateway_of(s)) for s in inv.datanet_sites()})
+    return inventory_targets(inv), smoke, inv.source
+
+
+@app.command()
+def connectivity(
+    inventory: InventoryOpt = None,  # type: ignore[assignment]
+    listen: ListenOpt = "127.0.0.1:9115",
+    config: ConfigOpt = None,
+    targets: TargetsOpt = None,
+    check: CheckOpt = False,
+) -> None:
+    """Serve /probe?target=&module= (multi-target), /sweep (every inventory target) and /metrics."""
+    from dcops.exporters.connectivity import ConnectivityExporter
+    from dcops.exporters.serving import run
+
+    cfg = _config_or_exit(config)
+    ts, smoke, source = _targets(inventory, targets)
+    try:
+        check_targets(cfg, ts, source)
+    except ConfigError as e:
+        _config_fail(e)
+    if cfg.smokeping.targets is not None:
+        smoke = list(cfg.smokeping.targets)
+    if check:
+        console.print(f"config ok: {len(cfg.modules)} modules, {len(ts)} sweep targets, {len(smoke)} continuous ICMP targets")
+        return
+    try:
+        run(ConnectivityExporter(cfg, ts, smoke), listen)
+    except ValueError as e:
+        fail(str(e))
+
+
+@app.command("targets")
+def list_targets(inventory: InventoryOpt = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:  # type: ignore[assignment]
+    """The targets an inventory sweep probes, with their modules."""
+    ts, _, _ = _targets(inventory, None)
+    if as_json:
+        emit_json([{"target": t.target, "module": t.module} for t in ts])
+        return
+    for t in ts:
+        console.print(f"{t.target} {t.module}", highlight=False, markup=False)
+
+
+@app.command("prometheus-config")
+def prometheus_config(
+    filesd_dir: Annotated[Path, typer.Option("--filesd-dir", help="Where Prometheus reads the file_sd files.")],
+    exporter: Annotated[list[str], typer.Option("--exporter", help="HOST:PORT of an exporter instance (repeat to shard).")],
+    inventory: InventoryOpt = None,  # type: ignore[assignment]
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write prometheus.yml here (and the file_sd files to --filesd-dir).")
+    ] = None,
+    scrape_interval: str = "15s",
+    scrape_timeout: str = "10s",
+) -> None:
+    """Render a Prometheus config scraping the exporters with file_sd from the inventory (hashmod-sharded)."""
+    inv = load_or_exit(inventory).inventory
+    text = promconfig.dump(
+        promconfig.render(filesd_dir, exporter, scrape_interval=scrape_interval, scrape_timeout=scrape_timeout)
+    )
+    if out is None:
+        console.print(text, highlight=False, markup=False)
+        return
+    filesd_dir.mkdir(parents=True, exist_ok=True)
+    for name, body in file_sd(inv).items():
+        (filesd_dir / name).write_text(body, encoding="utf-8")
+    out.write_text(text, encoding="utf-8")
+    console.print(f"wrote {out} and {len(file_sd(inv))} file_sd files in {filesd_dir}")
+
+
+@app.command()
+def security(
+    inventory: InventoryOpt = None,  # type: ignore[assignment]
+    listen: ListenOpt = "127.0.0.1:9116",
+    config: ConfigOpt = None,
+    check: CheckOpt = False,
+) -> None:
+    """Serve /metrics: TLS certificates (incl. STARTTLS), SSH posture, open ports vs flows, mail DNS records."""
+    from dcops.exporters.security.exporter import SecurityExporter, from_inventory
+    from dcops.exporters.serving import run
+
+    cfg = _config_or_exit(config)
+    inv = load_or_exit(inventory).inventory
+    ts = from_inventory(inv, cfg)
+    if check:
+        console.print(f"config ok: {ts.count()} checks")
+        return
+    try:
+        run(SecurityExporter(cfg, ts), listen)
+    except ValueError as e:
+        fail(str(e))
