@@ -23,8 +23,15 @@ app.add_typer(exporter_cmd.app, name="exporter")
 
 @app.command("main")
 def main_job(inventory: InventoryOpt = None) -> None:  # type: ignore[assignment]
-    """The main job on a province (default: the lab): for now, show the inventory."""
-    inventory_cmd.show(inventory=inventory, as_json=False)
+    """The main job on a province (default: the lab): bring the lab up and show how to reach each host."""
+    from dcops.cli.common import fail, load_or_exit
+    from dcops.lab import LabError
+    from dcops.lab import main_job as lab_main_job
+
+    try:
+        lab_main_job(load_or_exit(inventory).inventory)
+    except LabError as e:
+        fail(str(e))
 
 
 def main() -> None:
