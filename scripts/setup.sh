@@ -35,8 +35,12 @@ stamp=.venv/.dcops-installed
 want=$(sha256sum pyproject.toml | cut -c1-16)
 if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "dcops setup: creating .venv and installing dcops with its test tools"
-  "$py" -m venv .venv
-  .venv/bin/pip install -q --upgrade pip >/dev/null
-  .venv/bin/pip install -q -e "$repo[dev]"
+  log=$(mktemp)
+  if ! { "$py" -m venv .venv && .venv/bin/pip install -q --upgrade pip && .venv/bin/pip install -q -e "$repo[dev]"; } >"$log" 2>&1; then
+    tail -n 40 "$log" >&2
+    echo "dcops setup: installing the Python environment failed (full log: $log)" >&2
+    exit 1
+  fi
+  rm -f "$log"
   echo "$want" > "$stamp"
 fi
