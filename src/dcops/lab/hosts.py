@@ -42,6 +42,9 @@ def nspawn_args(image: Path, node: Node, labdir: Path) -> list[str]:
         "--resolv-conf=off",
         "--timezone=off",
         f"--network-namespace-path=/run/netns/{node.netns}",
+        # With a namespace of ours (not --private-network), nspawn withholds CAP_NET_ADMIN; the
+        # roles need it inside the host's own namespace: routes (FRR), nftables, WireGuard, sysctls.
+        "--capability=CAP_NET_ADMIN",
         "--bind=/dev/net/tun",
         f"--bind-ro={host_dir(labdir, node.name)}:/etc/dcops",
     ]
