@@ -1,0 +1,279 @@
+"""Jinja filters shared by the dcops roles: the province's network plan, computed from hostvars.
+
+Every value comes from the variables the ``dcops_province`` inventory plugin renders
+(``dcops_site``, ``dcops_tier``, ``dcops_subnet``, ``dcops_circuits``, ``dcops_flows``, ...),
+so the firewall and the data network agree on names, addresses and ports without any of
+them being typed twice.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+IFNAMSIZ = 15
+DATACENTRE = "datacentre"
+UPLINK_TIER = "district"
+
+
+def _hosts(hostvars: Mapping[str, Any], groups: Mapping[str, list[str]]) -> dict[str, dict[str, Any]]:
+    keys = (
+        "dcops_site",
+        "dcops_tier",
+        "dcops_district",
+        "dcops_subnet",
+        "dcops_loopback",
+        "dcops_address",
+        "dcops_router",
+        "dcops_circuits",
+        "dcops_roles",
+    )
+    out: dict[str, dict[str, Any]] = {}
+    for name in groups.get("all", []):
+        hv = hostvars[name]
+        out[str(name)] = {k: hv.get(k) for k in keys}
+    return out
+
+
+def _site_nets(hosts: Mapping[str, Mapping[str, Any]], keep: Any) -> list[str]:
+    nets: set[str] = set()
+    for h in hosts.values():
+        if h.get("dcops_subnet") and keep(h):
+            nets.add(str(ipaddress.ip_network(str(h["dcops_subnet"]), strict=False)))
+            if h.get("dcops_loopback"):
+                nets.add(f"{h['dcops_loopback']}/32")
+    return sorted(nets, key=lambda n: ipaddress.ip_network(n))
+
+
+def selector_cidrs(
+    selectors: Iterable[str],
+    hostvars: Mapping[str, Any],
+    groups: Mapping[str, list[str]],
+    services: Mapping[str, Any],
+    management: str,
+    internet: Iterable[str] = ("0.0.0.0/0",),
+) -> list[str]:
+    """The source networks a flow's ``from`` selectors stand for (``0.0.0.0/0`` means any)."""
+    hosts = _hosts(hostvars, groups)
+    nets: set[str] = set()
+    for sel in selectors:
+        kind, _, arg = str(sel).partition(":")
+        if kind == "all-sites":
+            nets.update(_site_nets(hosts, lambda h: h.get("dcops_tier") != DATACENTRE))
+        elif kind == "datacentre":
+            nets.update(_site_nets(hosts, lambda h: h.get("dcops_tier") == DATACENTRE))
+        elif kind == "tier":
+            nets.update(_site_nets(hosts, lambda h, a=arg: h.get("dcops_tier") == a))
+        elif kind == "district":
+            nets.update(_site_nets(hosts, lambda h, a=arg: h.get("dcops_district") == a))
+        elif kind == "site":
+            nets.update(_site_nets(hosts, lambda h, a=arg: h.get("dcops_site") == a))
+        elif kind == "host":
+            if arg in hosts and hosts[arg].get("dcops_address"):
+                nets.add(f"{hosts[arg]['dcops_address']}/32")
+        elif kind == "service":
+            svc = services.get(arg) or {}
+            for h in svc.get("hosts") or []:
+                if h in hosts and hosts[h].get("dcops_address"):
+                    nets.add(f"{hosts[h]['dcops_address']}/32")
+        elif kind == "management":
+            nets.add(str(management))
+        elif kind == "internet":
+            nets.update(str(n) for n in internet)
+        else:
+            raise ValueError(f"unknown flow selector {sel!r}")
+    if "0.0.0.0/0" in nets:
+        return ["0.0.0.0/0"]
+    return sorted(nets, key=lambda n: ipaddress.ip_network(n))
+
+
+def _dport(port: Mapping[str, Any]) -> str:
+    end = port.get("port_end")
+    return f"{port['port']}-{end}" if end else str(port["port"])
+
+
+def firewall_rules(
+    host: str,
+    hostvars: Mapping[str, Any],
+    groups: Mapping[str, list[str]],
+    flows: Iterable[Any],
+    services: Mapping[str, Any],
+    management: str,
+    internet: Iterable[str] = ("0.0.0.0/0",),
+) -> dict[str, list[dict[str, Any]]]:
+    """Input rules for the services ``host`` provides, forward rules (routers) for every flow.
+
+    A rule is ``{comment, proto, dport, saddr: [cidr] (empty: any), daddr: [cidr] (forward)}``.
+    """
+    hosts = _hosts(hostvars, groups)
+    me = hosts[host]
+    rules: dict[str, list[dict[str, Any]]] = {"input": [], "forward": []}
+    for flow in flows:
+        svc_name = str(flow["to"])
+        svc = services.get(svc_name)
+        if not svc:
+            raise ValueError(f"flow to unknown service {svc_name!r}")
+        by_name = {str(p["name"]): p for p in svc.get("ports") or []}
+        srcs = selector_cidrs(flow.get("from") or [], hostvars, groups, services, management, internet)
+        saddr = [] if srcs == ["0.0.0.0/0"] else srcs
+        dsts = {f"{hosts[h]['dcops_address']}/32" for h in svc.get("hosts") or [] if h in hosts and hosts[h].get("dcops_address")}
+        if svc.get("address"):
+            dsts.add(f"{svc['address']}/32")
+        daddr = sorted(dsts)
+        for pname in flow.get("ports") or []:
+            port = by_name.get(str(pname))
+            if port is None:
+                raise ValueError(f"flow to {svc_name}: unknown port {pname!r}")
+            base = {"comment": f"flow {svc_name}/{pname}", "proto": str(port["proto"]), "dport": _dport(port), "saddr": saddr}
+            if host in (svc.get("hosts") or []):
+                rules["input"].append(dict(base))
+            if me.get("dcops_router") and daddr:
+                rules["forward"].append(dict(base, daddr=daddr))
+    return rules
+
+
+def wg_ifname(peer_site: str, index: int) -> str:
+    name = f"wg-{peer_site}"
+    return name if len(name) <= IFNAMSIZ else f"wg-leg{index}"
+
+
+def wg_legs(
+    host: str, hostvars: Mapping[str, Any], groups: Mapping[str, list[str]], pool: str, port_base: int
+) -> list[dict[str, Any]]:
+    """The WireGuard legs (data centre ↔ district circuits) ``host`` terminates.
+
+    Legs are numbered over the whole province by circuit name; leg ``i`` uses UDP port
+    ``port_base + i`` at both ends and the ``i``-th /30 of ``pool`` inside the tunnel
+    (data-centre end first address, district end second).
+    """
+    hosts = _hosts(hostvars, groups)
+    routers = {h["dcops_site"]: name for name, h in hosts.items() if h.get("dcops_router")}
+    tiers = {h["dcops_site"]: h.get("dcops_tier") for h in hosts.values()}
+    legs: dict[str, dict[str, Any]] = {}
+    for name in sorted(routers.values()):
+        h = hosts[name]
+        for c in h.get("dcops_circuits") or []:
+            pair = {tiers.get(h["dcops_site"]), tiers.get(str(c["peer"]))}
+            if pair == {DATACENTRE, UPLINK_TIER} and tiers.get(h["dcops_site"]) == DATACENTRE:
+                legs[str(c["name"])] = {
+                    "dc": name,
+                    "district": routers.get(str(c["peer"])),
+                    "dc_site": h["dcops_site"],
+                    "district_site": str(c["peer"]),
+                    "dc_underlay": str(c["address"]),
+                    "district_underlay": str(c["peer_address"]),
+                    "cost": int(c.get("cost") or 10),
+                }
+    net = ipaddress.ip_network(pool)
+    out: list[dict[str, Any]] = []
+    for i, cname in enumerate(sorted(legs)):
+        leg = legs[cname]
+        sub = net.network_address + 4 * i
+        if sub + 3 > net.broadcast_address:
+            raise ValueError(f"WireGuard tunnel pool {pool} too small for {len(legs)} legs")
+        dc_ip, dist_ip = sub + 1, sub + 2
+        for side, other in (("dc", "district"), ("district", "dc")):
+            if leg[side] != host:
+                continue
+            out.append(
+                {
+                    "circuit": cname,
+                    "ifname": wg_ifname(leg[f"{other}_site"], i),
+                    "index": i,
+                    "port": int(port_base) + i,
+                    "peer": leg[other],
+                    "peer_site": leg[f"{other}_site"],
+                    "underlay": leg[f"{side}_underlay"],
+                    "peer_underlay": leg[f"{other}_underlay"],
+                    "address": f"{dc_ip if side == 'dc' else dist_ip}/30",
+                    "peer_address": str(dist_ip if side == "dc" else dc_ip),
+                    "cost": leg["cost"],
+                }
+            )
+    return out
+
+
+def ifaddrs(lines: Iterable[str]) -> dict[str, str]:
+    """Address -> interface from probe lines ``addr <ipv4> <ifname>`` (``ip -4 -o addr`` output, reshaped)."""
+    out: dict[str, str] = {}
+    for line in lines:
+        parts = str(line).split()
+        if len(parts) == 3 and parts[0] == "addr":
+            out.setdefault(parts[1], parts[2].split("@")[0])
+    return out
+
+
+def ifname_of(address: str, facts: Mapping[str, Any]) -> str:
+    """The interface holding IPv4 ``address``: from an address -> name mapping (``dcops_ifaddrs``)
+    or from gathered facts ('' when none)."""
+    direct = facts.get(str(address))
+    if isinstance(direct, str):
+        return direct
+    for value in facts.values():
+        if not isinstance(value, Mapping) or "device" not in value:
+            continue
+        addrs = [value.get("ipv4") or {}, *list(value.get("ipv4_secondaries") or [])]
+        if any(isinstance(a, Mapping) and str(a.get("address")) == str(address) for a in addrs):
+            return str(value["device"])
+    return ""
+
+
+def static_routes(host: str, hostvars: Mapping[str, Any], groups: Mapping[str, list[str]]) -> list[dict[str, str]]:
+    """Routes a non-router host needs: every other site's LAN and loopback via its site's router."""
+    hosts = _hosts(hostvars, groups)
+    me = hosts[host]
+    if me.get("dcops_router"):
+        return []
+    gw = next(
+        (h["dcops_address"] for h in hosts.values() if h.get("dcops_router") and h.get("dcops_site") == me.get("dcops_site")),
+        None,
+    )
+    if gw is None:
+        return []
+    nets = _site_nets(hosts, lambda h: h.get("dcops_site") != me.get("dcops_site"))
+    nets += _site_nets(hosts, lambda h: h.get("dcops_site") == me.get("dcops_site") and h.get("dcops_router"))
+    own = str(ipaddress.ip_network(str(me["dcops_subnet"]), strict=False))
+    return [{"prefix": n, "via": str(gw)} for n in sorted(set(nets) - {own}, key=lambda n: ipaddress.ip_network(n))]
+
+
+class FilterModule:
+    """dcops network-plan filters."""
+
+    def filters(self) -> dict[str, Any]:
+        return {
+            "dcops_selector_cidrs": selector_cidrs,
+            "dcops_firewall_rules": firewall_rules,
+            "dcops_wg_legs": wg_legs,
+            "dcops_ifname_of": ifname_of,
+            "dcops_ifaddrs": ifaddrs,
+            "dcops_static_routes": static_routes,
+            "dcops_stale_files": stale_files,
+        }
+
+
+def stale_files(managed: Iterable[Mapping[str, Any]], rendered: Iterable[str], lines: Iterable[str]) -> list[str]:
+    """Destinations whose remote content or attributes differ from what the role would install.
+
+    ``managed`` are {dest, mode, owner, group}; ``rendered`` the template outputs in the same
+    order; ``lines`` the probe's ``file <dest> <sha1> <mode> <owner> <group>`` lines. Lets a role
+    skip the two round trips of an unchanged template (stat, then file) with one probe.
+    """
+    import hashlib
+
+    remote: dict[str, list[str]] = {}
+    for line in lines:
+        parts = str(line).split()
+        if len(parts) == 6 and parts[0] == "file":
+            remote[parts[1]] = parts[2:]
+    stale = []
+    for f, text in zip(managed, rendered, strict=True):
+        want = [
+            hashlib.sha1(str(text).encode("utf-8")).hexdigest(),
+            f"{int(str(f['mode']), 8):o}",
+            str(f.get("owner", "root")),
+            str(f.get("group", "root")),
+        ]
+        if remote.get(str(f["dest"])) != want:
+            stale.append(str(f["dest"]))
+    return stale

@@ -1,0 +1,367 @@
+"""site.yml against the full lab: converge, idempotence, check mode, then verify every host.
+
+Needs root (the lab). Uses the session ``lab`` fixture of tests/lab/conftest.py (booted once,
+always torn down). Everything is sent to lab hosts only (over the lab's management network
+and from inside the lab hosts).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import testinfra
+
+from dcops import DEFAULT_INVENTORY, lab_dir
+from dcops.converge import ConvergeResult, converge
+from dcops.inventory import load
+from tests.lab.helpers import dcops
+
+pytestmark = pytest.mark.lab
+
+INV = load(DEFAULT_INVENTORY).inventory
+CODE = INV.province.code
+HOSTS = sorted(h.name for _, h in INV.hosts())
+SITES = {s.name: s for s in INV.sites}
+SITE_OF = {h.name: s for s, h in INV.hosts()}
+ROUTERS = sorted(r.name for r in (INV.router_of(s) for s in INV.sites) if r is not None)
+COMMUNES = sorted(h for h in HOSTS if SITE_OF[h].tier.value == "commune")
+DISTRICTS = sorted(h for h in HOSTS if SITE_OF[h].tier.value == "district")
+DC_SERVICES = {s.name: s for s in INV.services if s.hosts and all(SITE_OF[h].tier.value == "datacentre" for h in s.hosts)}
+HOST_ADDR = {h.name: str(h.address) for _, h in INV.hosts()}
+MGMT = {h.name: str(h.management) for _, h in INV.hosts()}
+SSH_CONFIG = lab_dir(CODE) / "ssh_config"
+RESULTS: dict[str, ConvergeResult] = {}
+
+
+def host(name: str) -> Any:
+    return testinfra.get_host(f"ssh://{name}", ssh_config=str(SSH_CONFIG), sudo=True)
+
+
+def wait_for(pred: Callable[[], bool], timeout: float, step: float = 1.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while True:
+        if pred():
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(step)
+
+
+@pytest.fixture(scope="module")
+def converged(lab: dict[str, Any]) -> dict[str, ConvergeResult]:
+    """Converge from fresh, then again (idempotence), then --check --diff; keep all three results."""
+    if not RESULTS:
+        RESULTS["first"] = converge(DEFAULT_INVENTORY, quiet=True)
+        RESULTS["second"] = converge(DEFAULT_INVENTORY, quiet=True)
+        RESULTS["check"] = converge(DEFAULT_INVENTORY, check=True, diff=True, quiet=True)
+        for k, r in RESULTS.items():
+            print(f"converge {k}: rc={r.returncode} {r.seconds:.1f} s changed={r.changed} log={r.log}")
+    return RESULTS
+
+
+def _fail_text(r: ConvergeResult) -> str:
+    tail = r.log.read_text(errors="replace")[-4000:] if r.log and r.log.exists() else ""
+    return f"failures: {r.failures}\n--- log tail ---\n{tail}"
+
+
+# ---------------------------------------------------------------------------- converge
+
+
+def test_first_converge_succeeds_on_every_host(converged: dict[str, ConvergeResult]) -> None:
+    r = converged["first"]
+    assert r.ok, _fail_text(r)
+    assert set(r.hosts) == set(HOSTS)
+
+
+def test_second_run_changes_nothing(converged: dict[str, ConvergeResult]) -> None:
+    r = converged["second"]
+    assert r.ok, _fail_text(r)
+    changed = {h: s.changed for h, s in r.hosts.items() if s.changed}
+    assert not changed, f"not idempotent: {changed}\n{_fail_text(r)}"
+
+
+def test_check_diff_reports_no_change(converged: dict[str, ConvergeResult]) -> None:
+    r = converged["check"]
+    assert r.ok, _fail_text(r)
+    changed = {h: s.changed for h, s in r.hosts.items() if s.changed}
+    assert not changed, f"--check --diff would change: {changed}\n{_fail_text(r)}"
+
+
+# ---------------------------------------------------------------------------- baseline
+
+SSHD_EXPECT = {
+    "permitrootlogin": "no",
+    "passwordauthentication": "no",
+    "kbdinteractiveauthentication": "no",
+    "pubkeyauthentication": "yes",
+    "maxauthtries": "3",
+    "logingracetime": "30",
+    "clientaliveinterval": "300",
+    "clientalivecountmax": "2",
+    "loglevel": "VERBOSE",
+    "x11forwarding": "no",
+    "allowtcpforwarding": "no",
+    "ciphers": "chacha20-poly1305@openssh.com,aes256-gcm@openssh.com,aes128-gcm@openssh.com,aes256-ctr,aes192-ctr,aes128-ctr",
+    "macs": "hmac-sha2-512-etm@openssh.com,hmac-sha2-256-etm@openssh.com,umac-128-etm@openssh.com",
+    "kexalgorithms": "sntrup761x25519-sha512@openssh.com,curve25519-sha256,curve25519-sha256@libssh.org,"
+    "diffie-hellman-group16-sha512,diffie-hellman-group18-sha512,diffie-hellman-group-exchange-sha256",
+    "banner": "/etc/issue.net",
+}
+
+
+@pytest.mark.parametrize("name", HOSTS)
+def test_sshd_effective_config(converged: dict[str, ConvergeResult], name: str) -> None:
+    out = host(name).check_output("/usr/sbin/sshd -T -C user=dcops,host=controller,addr=10.250.0.1")
+    eff = {}
+    for line in out.splitlines():
+        k, _, v = line.partition(" ")
+        eff.setdefault(k, v)
+    wrong = {k: (eff.get(k), v) for k, v in SSHD_EXPECT.items() if eff.get(k) != v}
+    assert not wrong, f"{name}: sshd -T (got, want): {wrong}"
+    assert "/etc/dcops/authorized_keys" in eff.get("authorizedkeysfile", "")
+
+
+@pytest.mark.parametrize("name", HOSTS)
+def test_firewall_loaded_with_default_drop(converged: dict[str, ConvergeResult], name: str) -> None:
+    out = host(name).check_output("nft list table inet dcops")
+    assert re.search(r"hook input priority filter; policy drop;", out), out
+    assert re.search(r"hook forward priority filter; policy drop;", out), out
+    assert 'comment "ssh from management"' in out
+    assert all("counter" in ln for ln in out.splitlines() if " accept" in ln and "policy" not in ln), out
+
+
+@pytest.mark.parametrize("name", HOSTS)
+def test_services_auditd_fail2ban(converged: dict[str, ConvergeResult], name: str) -> None:
+    h = host(name)
+    assert h.service("fail2ban").is_running
+    assert h.run("fail2ban-client status sshd").rc == 0
+    assert h.file("/etc/audit/rules.d/50-dcops.rules").contains("-k identity")
+    if h.run("auditctl -s").rc != 0:
+        pytest.skip(
+            f"{name}: the kernel refuses audit control in a container's PID namespace (rules installed, auditd cannot start)"
+        )
+    assert h.service("auditd").is_running
+
+
+@pytest.mark.parametrize("name", HOSTS)
+def test_chrony_synced_to_the_data_centre(converged: dict[str, ConvergeResult], name: str) -> None:
+    h = host(name)
+    ntp = next(s for s in INV.services if s.name == "ntp")
+    server = HOST_ADDR[ntp.hosts[0]]
+
+    def synced() -> bool:
+        out = h.run("chronyc -n tracking").stdout
+        ok = "Leap status     : Normal" in out
+        return ok and (name in ntp.hosts or f"({server})" in out)
+
+    assert wait_for(synced, 90, 3), h.run("chronyc -n tracking; chronyc -n sources").stdout
+
+
+def test_logs_arrive_at_the_log_host(converged: dict[str, ConvergeResult]) -> None:
+    syslog = next(s for s in INV.services if s.name == "syslog")
+    loghost = host(syslog.hosts[0])
+    token = f"dcops-test-{uuid.uuid4().hex[:8]}"
+    for name in HOSTS:
+        host(name).run(f"logger -t dcops-test {token}-{name}")
+
+    def arrived() -> list[str]:
+        return [n for n in HOSTS if loghost.run(f"grep -qs {token}-{n} /var/log/remote/{n}/syslog.log").rc != 0]
+
+    assert wait_for(lambda: not arrived(), 60, 2), f"no log line at {syslog.hosts[0]} from: {arrived()}"
+
+
+# ---------------------------------------------------------------------------- data network
+
+
+@pytest.mark.parametrize("name", ROUTERS)
+def test_ospf_adjacencies_full(converged: dict[str, ConvergeResult], name: str) -> None:
+    h = host(name)
+    want = sum(1 for c in INV.circuits if SITE_OF[name].name in (c.a, c.b))
+
+    def full() -> int:
+        data = json.loads(h.check_output("vtysh -c 'show ip ospf neighbor json'") or "{}")
+        nbrs = [n for lst in data.get("neighbors", {}).values() for n in lst]
+        return sum(1 for n in nbrs if str(n.get("nbrState", n.get("state", ""))).startswith("Full"))
+
+    assert wait_for(lambda: full() >= want, 60, 2), (
+        f"{name}: {full()} full adjacencies, want {want}:\n" + h.run("vtysh -c 'show ip ospf neighbor'").stdout
+    )
+
+
+def _tcp(h: Any, addr: str, port: int, wait: int = 3) -> int:
+    """0 connected, 1 refused (reached, nothing listening), 124 timed out (dropped)."""
+    return int(h.run(f"timeout {wait} bash -c '</dev/tcp/{addr}/{port}' 2>/dev/null").rc)
+
+
+def _flow_admits(selectors: list[str], name: str) -> bool:
+    site = SITE_OF[name]
+    for sel in selectors:
+        kind, _, arg = sel.partition(":")
+        if (
+            kind in ("all-sites", "internet")
+            or (kind == "tier" and arg == site.tier.value)
+            or (kind == "district" and arg == site.district)
+            or (kind == "site" and arg == site.name)
+            or (kind == "host" and arg == name)
+        ):
+            return True
+    return False
+
+
+def _declared_ports(name: str) -> dict[str, set[tuple[str, int]]]:
+    """Per DC service: the (proto, port)s that a flow admits from ``name``'s site."""
+    out: dict[str, set[tuple[str, int]]] = {s: set() for s in DC_SERVICES}
+    for f in INV.flows:
+        svc = DC_SERVICES.get(f.to)
+        if svc is None or not _flow_admits([str(x) for x in f.from_], name):
+            continue
+        by_name = {p.name: p for p in svc.ports}
+        out[f.to] |= {(by_name[p].proto, by_name[p].port) for p in f.ports}
+    return out
+
+
+@pytest.mark.parametrize("name", COMMUNES)
+def test_commune_reaches_every_dc_service(converged: dict[str, ConvergeResult], name: str) -> None:
+    h = host(name)
+    bad = []
+    tested = 0
+    for svc_name, ports in _declared_ports(name).items():
+        for target in DC_SERVICES[svc_name].hosts:
+            addr = HOST_ADDR[target]
+            if not wait_for(lambda a=addr: h.run(f"ping -n -q -c 1 -W 1 {a}").rc == 0, 30, 1):
+                bad.append(f"ping {svc_name} {addr}")
+            for proto, port in sorted(ports):
+                if str(getattr(proto, "value", proto)) != "tcp":
+                    continue
+                tested += 1
+                rc = _tcp(h, addr, port)
+                if rc not in (0, 1):  # connected, or refused by the host itself: reached either way
+                    bad.append(f"tcp {svc_name} {addr}:{port} rc={rc}")
+    assert tested > 0
+    assert not bad, f"{name} cannot reach: {bad}"
+
+
+@pytest.mark.parametrize("name", DISTRICTS)
+def test_wireguard_handshake_recent_and_traffic_in_tunnel(converged: dict[str, ConvergeResult], name: str) -> None:
+    h = host(name)
+    out = h.check_output("wg show all latest-handshakes")
+    assert out.strip(), f"{name}: no WireGuard interface"
+    now = int(h.check_output("date +%s"))
+    for line in out.splitlines():
+        ifname, _peer, ts = line.split()
+        assert int(ts) > 0 and now - int(ts) < 300, f"{name} {ifname}: last handshake {now - int(ts)} s ago"
+    dc = HOST_ADDR["dc-mail"]
+    route = h.check_output(f"ip route get {dc}")
+    assert " dev wg-" in route, f"{name}: {dc} not routed through the tunnel: {route}"
+
+    def rx(ifn: str) -> int:
+        return sum(int(x.split()[1]) for x in h.check_output(f"wg show {ifn} transfer").splitlines())
+
+    ifname = route.split(" dev ")[1].split()[0]
+    before = rx(ifname)
+    h.run(f"ping -n -q -c 5 -i 0.2 -s 1000 {dc}")
+    assert rx(ifname) > before + 4000, f"{name}: {ifname} counters did not grow with the pings"
+
+
+def test_wireguard_keys_are_kept_encrypted(converged: dict[str, ConvergeResult]) -> None:
+    keys = lab_dir(CODE) / "secrets" / "wireguard-keys.vault.yml"
+    assert keys.read_text().startswith("$ANSIBLE_VAULT;"), f"{keys} is not an Ansible Vault file"
+    assert oct(keys.stat().st_mode & 0o777) == "0o600"
+    conf = host("dc-core").check_output("cat /etc/wireguard/*.conf")
+    private = next(ln.split("=", 1)[1].strip() for ln in conf.splitlines() if ln.startswith("PrivateKey"))
+    for r in converged.values():
+        assert r.log is not None and private not in r.log.read_text(errors="replace"), f"private key printed in {r.log}"
+    leaked = subprocess.run(
+        ["grep", "-rlF", private, "playbooks", "inventory", "src", "tests"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=str(DEFAULT_INVENTORY.parents[1]),
+    )
+    assert not leaked.stdout.strip(), f"private key in clear text in the repository: {leaked.stdout}"
+
+
+# ---------------------------------------------------------------------------- attacks from a commune
+
+ATTACKER = COMMUNES[0] if COMMUNES else "an-phu"
+SSH_NOCHECK = "-o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ConnectTimeout=5"
+
+
+def _attempt(cmd: str) -> tuple[int, str]:
+    """Run an SSH attempt on the attacker (its exit code 255 must not read as testinfra's own failure)."""
+    r = host(ATTACKER).run(f'{cmd} 2>&1; echo "rc=$?"')
+    out = str(r.stdout)
+    return int(out.rsplit("rc=", 1)[1].strip()), out
+
+
+def test_password_ssh_login_refused(converged: dict[str, ConvergeResult]) -> None:
+    rc, out = _attempt(
+        f"ssh {SSH_NOCHECK} -o PubkeyAuthentication=no -o PreferredAuthentications=password,"
+        f"keyboard-interactive dcops@{MGMT['dc-mail']} true"
+    )
+    assert rc != 0
+    assert "Permission denied (publickey)" in out, out
+
+
+def test_root_login_refused(converged: dict[str, ConvergeResult]) -> None:
+    rc, out = _attempt(f"ssh {SSH_NOCHECK} root@{MGMT['dc-mail']} true")
+    assert rc != 0 and "Permission denied" in out, out
+    # even with the lab admin's valid key, root is refused
+    p = subprocess.run(
+        ["ssh", "-F", str(SSH_CONFIG), "-l", "root", "dc-mail", "true"], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert p.returncode != 0 and "Permission denied" in p.stderr, p.stderr
+
+
+def test_undeclared_port_dropped_declared_port_connects(converged: dict[str, ConvergeResult]) -> None:
+    h = host(ATTACKER)
+    assert _tcp(h, HOST_ADDR["dc-web"], 8080) == 124, "undeclared port 8080 at dc-web was not dropped"
+    assert _tcp(h, HOST_ADDR["dc-mail"], 22) == 124, "SSH to dc-mail's data-network address from a commune was not dropped"
+    syslog = next(s for s in INV.services if s.name == "syslog")
+    assert _tcp(h, HOST_ADDR[syslog.hosts[0]], syslog.ports[0].port) == 0, "declared syslog port did not connect"
+
+
+# ---------------------------------------------------------------------------- drills
+
+
+def _reaches(h: Any, addr: str) -> bool:
+    return bool(h.run(f"ping -n -q -c 1 -W 1 {addr}").rc == 0)
+
+
+def test_two_path_commune_reroutes_within_60s(converged: dict[str, ConvergeResult]) -> None:
+    h = host("dai-son")
+    target = HOST_ADDR["dc-mail"]
+    assert _reaches(h, target)
+    try:
+        t0 = time.monotonic()
+        dcops("lab", "drill", "link-down", "van-yen", "dai-son", check=True)
+        back = wait_for(lambda: _reaches(h, target), 60, 0.2)
+        took = time.monotonic() - t0
+        print(f"\nre-route dai-son -> data centre after cutting van-yen--dai-son: {took:.1f} s (target <= 60 s)")
+        assert back, "dai-son did not re-route within 60 s"
+        assert "to-luc-yen" in h.check_output(f"ip route get {target}")
+    finally:
+        dcops("lab", "drill", "link-up", "van-yen", "dai-son", check=True)
+    assert wait_for(lambda: "to-van-yen" in h.check_output(f"ip route get {target}"), 60, 1), "primary path not restored"
+
+
+def test_single_path_cut_isolates_only_that_commune(converged: dict[str, ConvergeResult]) -> None:
+    target = HOST_ADDR["dc-mail"]
+    others = [c for c in COMMUNES if c != "an-phu"]
+    try:
+        dcops("lab", "drill", "link-down", "luc-yen", "an-phu", check=True)
+        assert wait_for(lambda: not _reaches(host("an-phu"), target), 10, 0.5), "an-phu still reaches the data centre"
+        for c in others:
+            assert _reaches(host(c), target), f"{c} lost the data centre when only an-phu's circuit was cut"
+    finally:
+        dcops("lab", "drill", "link-up", "luc-yen", "an-phu", check=True)
+    t0 = time.monotonic()
+    assert wait_for(lambda: _reaches(host("an-phu"), target), 60, 0.5), "restoring the circuit did not restore an-phu"
+    print(f"\nan-phu back {time.monotonic() - t0:.1f} s after its circuit was restored")

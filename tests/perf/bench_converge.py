@@ -1,0 +1,91 @@
+"""Benchmark: converge site.yml over inventory/lab with dcops' ansible.cfg versus stock settings.
+
+Run (as root; boots and tears down the lab twice): .venv/bin/python tests/perf/bench_converge.py
+
+For each configuration it boots a fresh lab, times the first converge and an idempotent
+re-run, then tears the lab down. "dcops" is playbooks/ansible.cfg (pipelining, 20 forks,
+SSH ControlPersist, smart gathering with a fact cache); "stock" is Ansible's defaults
+(pipelining off, 5 forks, facts gathered by every play, no fact cache). Both run the same
+playbooks with the same inventory plugin. Targets: re-run <= 60 s and >= 2x faster than stock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from dcops import DEFAULT_INVENTORY
+from dcops.converge import ConvergeResult, converge
+from dcops.inventory import load
+
+ROOT = Path(__file__).resolve().parents[2]
+RERUN_TARGET_S = 60.0
+SPEEDUP_TARGET = 2.0
+FACT_CACHE = Path("~/.cache/dcops/ansible-facts").expanduser()
+
+
+def dcops(*args: str) -> None:
+    p = subprocess.run(
+        [sys.executable, "-c", "from dcops.cli import main; main()", *args],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    if p.returncode != 0:
+        raise SystemExit(f"dcops {' '.join(args)} failed:\n{p.stdout}\n{p.stderr}")
+
+
+def clear_fact_cache(hosts: list[str]) -> None:
+    """Forget cached facts of the lab's hosts (and only theirs): a first converge starts cold."""
+    for h in hosts:
+        (FACT_CACHE / h).unlink(missing_ok=True)
+
+
+def run_pair(label: str, stock: bool, hosts: list[str], cycle: bool, con: Console) -> tuple[ConvergeResult, ConvergeResult]:
+    if cycle:
+        con.print(f"[{label}] booting a fresh lab", markup=False)
+        dcops("lab", "down")
+        dcops("lab", "up")
+    try:
+        clear_fact_cache(hosts)
+        first = converge(DEFAULT_INVENTORY, stock=stock, console=con, quiet=True)
+        con.print(f"[{label}] first converge: {first.seconds:.1f} s, changed={first.changed}, ok={first.ok}", markup=False)
+        rerun = converge(DEFAULT_INVENTORY, stock=stock, console=con, quiet=True)
+        con.print(f"[{label}] re-run: {rerun.seconds:.1f} s, changed={rerun.changed}, ok={rerun.ok}", markup=False)
+        return first, rerun
+    finally:
+        if cycle:
+            dcops("lab", "down")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument(
+        "--no-cycle", action="store_true", help="use the lab that is already up (no fresh boot: 'first' is then not from fresh)"
+    )
+    args = ap.parse_args()
+    con = Console()
+    inv = load(DEFAULT_INVENTORY).inventory
+    hosts = sorted(h.name for _, h in inv.hosts())
+    cycle = not args.no_cycle
+    ours = run_pair("dcops", False, hosts, cycle, con)
+    stock = run_pair("stock", True, hosts, cycle, con)
+    print()
+    print(f"{'converge site.yml over inventory/lab':<38}{'dcops cfg':>12}{'stock':>12}{'speed-up':>10}   target")
+    for i, name in enumerate(("first converge (fresh lab)", "idempotent re-run")):
+        a, b = ours[i].seconds, stock[i].seconds
+        tgt = f"<= {RERUN_TARGET_S:.0f} s, >= {SPEEDUP_TARGET:.0f}x" if i == 1 else ""
+        print(f"{name:<38}{a:>11.1f}s{b:>11.1f}s{b / a:>9.1f}x   {tgt}")
+    print(f"{'changed on re-run':<38}{ours[1].changed:>12}{stock[1].changed:>12}")
+    met = ours[1].seconds <= RERUN_TARGET_S and stock[1].seconds / ours[1].seconds >= SPEEDUP_TARGET
+    ok = all(r.ok for r in (*ours, *stock))
+    print(f"targets {'MET' if met else 'MISSED'}; all runs {'succeeded' if ok else 'had FAILURES'}")
+
+
+if __name__ == "__main__":
+    main()
