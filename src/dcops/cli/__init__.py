@@ -7,6 +7,7 @@ import typer
 from dcops.cli import exporter as exporter_cmd
 from dcops.cli import inventory as inventory_cmd
 from dcops.cli import lab as lab_cmd
+from dcops.cli import mail as mail_cmd
 from dcops.cli.common import InventoryOpt
 
 app = typer.Typer(
@@ -19,6 +20,7 @@ app = typer.Typer(
 app.add_typer(inventory_cmd.app, name="inventory")
 app.add_typer(lab_cmd.app, name="lab")
 app.add_typer(exporter_cmd.app, name="exporter")
+app.add_typer(mail_cmd.app, name="mail")
 
 
 @app.command("main")

@@ -26,6 +26,7 @@ from dcops.inventory.model import (
     District,
     Flow,
     Inventory,
+    MailAccount,
     Province,
     Service,
     Site,
@@ -42,10 +43,14 @@ LIST_SECTIONS: dict[str, type[BaseModel]] = {
     "services": Service,
     "flows": Flow,
     "agencies": Agency,
+    "accounts": MailAccount,
 }
 SECTIONS = ("province", *LIST_SECTIONS)
 #: Files in an inventory directory that are not province data.
 NOT_DATA = {"ansible.yml"}
+#: Folders of an inventory directory that are not province data: Ansible Vault files
+#: (password hashes, DKIM and WireGuard keys) are kept there, encrypted.
+NOT_DATA_DIRS = {"secrets", "vault"}
 
 
 @dataclass(frozen=True)
@@ -196,6 +201,7 @@ def data_files(directory: Path) -> list[Path]:
         and p.is_file()
         and p.name not in NOT_DATA
         and not any(part.startswith(".") for part in p.relative_to(directory).parts)
+        and not any(part in NOT_DATA_DIRS for part in p.relative_to(directory).parts[:-1])
     )
     return files
 
@@ -330,6 +336,7 @@ def load(directory: str | Path) -> Loaded:
         services=models["services"],
         flows=models["flows"],
         agencies=models["agencies"],
+        accounts=models["accounts"],
     )
     loaded = Loaded(inv, origins, files)
     # Cross-checks run even when some items failed, so one run reports everything; references

@@ -207,8 +207,13 @@ class Flow(Strict):
     description: str = ""
 
 
+#: A mailbox's local part: lowercase ASCII letters, digits, ``.``, ``_``, ``-``; starts and ends
+#: with a letter or digit, at most 64 characters (RFC 5321).
+LocalPart = Annotated[str, Field(pattern=r"^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$")]
+
+
 class Account(Strict):
-    user: Annotated[str, Field(pattern=r"^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$")]
+    user: LocalPart
     display_name: str = ""
     quota_mb: Count | None = None
 
@@ -226,6 +231,29 @@ class Agency(Strict):
     accounts: list[Account] = Field(default_factory=list)
 
 
+class MailAccount(Strict):
+    """A mailbox kept in the ``accounts`` section (one file per agency, written by ``dcops mail``)."""
+
+    agency: Name
+    user: LocalPart
+    display_name: str = ""
+    quota_mb: Count | None = None
+
+
+class Mailbox(Strict):
+    """A mailbox as the mail role sees it: either kind of account, resolved against its agency."""
+
+    agency: str
+    domain: str
+    user: str
+    display_name: str
+    quota_mb: int
+
+    @property
+    def address(self) -> str:
+        return f"{self.user}@{self.domain}"
+
+
 class Inventory(Strict):
     """The whole province, as loaded and validated."""
 
@@ -237,6 +265,8 @@ class Inventory(Strict):
     services: list[Service]
     flows: list[Flow]
     agencies: list[Agency]
+    #: Mailboxes kept apart from their agency (``inventory/<name>/mail-accounts/<agency>.yml``).
+    accounts: list[MailAccount] = Field(default_factory=list)
 
     # --- lookups -------------------------------------------------------------------------
     def site(self, name: str) -> Site:
@@ -304,3 +334,28 @@ class Inventory(Strict):
 
     def mail_accounts(self) -> int:
         return sum(a.mailboxes for a in self.agencies)
+
+    def agency(self, name: str) -> Agency:
+        for a in self.agencies:
+            if a.name == name:
+                return a
+        raise KeyError(name)
+
+    def mailboxes(self) -> list[Mailbox]:
+        """Every named mailbox (inline ``agencies[].accounts`` and the ``accounts`` section), by domain and user."""
+        agencies: dict[str, Agency] = {}
+        for a in self.agencies:
+            agencies.setdefault(a.name, a)
+        out = [
+            Mailbox(agency=a.name, domain=a.domain, user=acc.user, display_name=acc.display_name,
+                    quota_mb=acc.quota_mb if acc.quota_mb is not None else a.quota_mb)
+            for a in agencies.values()
+            for acc in a.accounts
+        ]
+        for acc in self.accounts:
+            ag = agencies.get(acc.agency)
+            if ag is None:
+                continue
+            out.append(Mailbox(agency=ag.name, domain=ag.domain, user=acc.user, display_name=acc.display_name,
+                               quota_mb=acc.quota_mb if acc.quota_mb is not None else ag.quota_mb))
+        return sorted(out, key=lambda m: (m.domain, m.user))

@@ -58,11 +58,21 @@ def cross_check(loaded: Loaded, prov: Origin, failed: dict[str, set[str]]) -> li
         for j, h in enumerate(s.hosts)
         if h.name in site_names and h.name != s.name
     ]
+    # Accounts of an agency: inline ones first, then the ``accounts`` section (file order).
+    section_accounts: dict[str, list[tuple[str, Origin]]] = defaultdict(list)
+    agency_index = _first((a.name, i) for i, a in enumerate(inv.agencies))
+    bad_agencies = failed.get("agencies", set())
+    for k, acc in enumerate(inv.accounts):
+        if acc.agency in agency_index:
+            section_accounts[acc.agency].append((acc.user, o("accounts", k).at("user")))
+        elif acc.agency not in bad_agencies:
+            out.append(o("accounts", k).problem(f"unknown agency {acc.agency!r} (not in any 'agencies' section)", "agency"))
     for i, a in enumerate(inv.agencies):
-        out += _dupes(
-            ((acc.user, o("agencies", i).at("accounts", j, "user")) for j, acc in enumerate(a.accounts)),
-            f"account in {a.domain}",
-        )
+        inline = [(acc.user, o("agencies", i).at("accounts", j, "user")) for j, acc in enumerate(a.accounts)]
+        if agency_index.get(a.name) != i:
+            out += _dupes(inline, f"account in {a.domain}")
+            continue
+        out += _dupes([*inline, *section_accounts[a.name]], f"account in {a.domain}")
 
     districts = {d.name for d in inv.districts}
     # By name; a duplicate (reported above) does not shadow the first definition.
@@ -285,8 +295,21 @@ def cross_check(loaded: Loaded, prov: Origin, failed: dict[str, set[str]]) -> li
         ao = o("agencies", i)
         if a.site is not None and a.site not in sites and a.site not in bad_sites:
             out.append(ao.problem(f"unknown site {a.site!r}", "site"))
-        if len(a.accounts) > a.mailboxes:
-            out.append(ao.problem(f"{len(a.accounts)} named accounts exceed the budget of {a.mailboxes} mailboxes", "accounts"))
+        kept = [acc for acc in inv.accounts if acc.agency == a.name] if agency_index.get(a.name) == i else []
+        total = len(a.accounts) + len(kept)
+        if total > a.mailboxes:
+            if kept:
+                out.append(ao.problem(
+                    f"{total} named accounts ({len(a.accounts)} inline, {len(kept)} in the 'accounts' section)"
+                    f" exceed the budget of {a.mailboxes} mailboxes", "mailboxes"))
+            else:
+                out.append(ao.problem(f"{total} named accounts exceed the budget of {a.mailboxes} mailboxes", "accounts"))
+        quotas = [q if q is not None else a.quota_mb for q in [*(x.quota_mb for x in a.accounts), *(x.quota_mb for x in kept)]]
+        storage = a.mailboxes * a.quota_mb
+        if total <= a.mailboxes and sum(quotas) > storage:  # (over the count is reported once, above)
+            out.append(ao.problem(
+                f"the named accounts' quotas total {sum(quotas)} MB, over the agency's storage budget of"
+                f" {a.mailboxes} mailboxes x {a.quota_mb} MB = {storage} MB", "quota_mb"))
     return out
 
 

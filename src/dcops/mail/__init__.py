@@ -1,0 +1,1 @@
+"""Mail for the agencies: accounts, their password hashes (Ansible Vault), DKIM keys."""
