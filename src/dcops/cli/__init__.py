@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
 from dcops.cli import exporter as exporter_cmd
@@ -9,6 +12,7 @@ from dcops.cli import inventory as inventory_cmd
 from dcops.cli import lab as lab_cmd
 from dcops.cli import mail as mail_cmd
 from dcops.cli.common import InventoryOpt
+from dcops.cli.converge import converge_cmd
 
 app = typer.Typer(
     name="dcops",
@@ -23,17 +27,34 @@ app.add_typer(exporter_cmd.app, name="exporter")
 app.add_typer(mail_cmd.app, name="mail")
 
 
+app.command("converge")(converge_cmd)
+
+
 @app.command("main")
-def main_job(inventory: InventoryOpt = None) -> None:  # type: ignore[assignment]
-    """The main job on a province (default: the lab): bring the lab up and show how to reach each host."""
+def main_job(
+    inventory: InventoryOpt = None,  # type: ignore[assignment]
+    converge: Annotated[bool, typer.Option(help="Converge site.yml after the lab is up.")] = True,
+) -> None:
+    """The main job on a province (default: the lab): boot the lab, converge site.yml, print a per-host summary."""
     from dcops.cli.common import fail, load_or_exit
+    from dcops.converge import ConvergeError
+    from dcops.converge import converge as run_converge
     from dcops.lab import LabError
     from dcops.lab import main_job as lab_main_job
 
+    loaded = load_or_exit(inventory)
     try:
-        lab_main_job(load_or_exit(inventory).inventory)
+        lab_main_job(loaded.inventory)
     except LabError as e:
         fail(str(e))
+    if not converge:
+        return
+    try:
+        res = run_converge(Path(loaded.inventory.source), "site.yml")
+    except ConvergeError as e:
+        fail(str(e))
+    if not res.ok:
+        fail(f"site.yml failed on some hosts (log: {res.log}); the lab stays up: dcops lab status, dcops lab down")
 
 
 def main() -> None:
