@@ -1,0 +1,214 @@
+"""monitoring.yml against the full lab: Prometheus on dc-core scrapes the dcops exporters with
+the file_sd rendered from inventory/lab, and a host-stop drill shows within two scrapes.
+
+Needs root (the lab). Uses the session ``lab`` fixture of tests/lab/conftest.py (booted once,
+always torn down). site.yml is converged first (routing and firewall: the exporters on dc-core
+reach every site over the data network), then monitoring.yml twice (the second run changes
+nothing). Prometheus is queried from the controller on dc-core's management address; every
+packet goes to lab hosts only.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from dcops import DEFAULT_INVENTORY
+from dcops.converge import ConvergeResult, converge
+from dcops.inventory import load
+from dcops.render.filesd import site_labels
+from tests.lab.helpers import dcops, ssh
+
+# Written, never yet run against the lab: the lab was busy with the site playbook that session.
+# Remove the skip once monitoring.yml has converged in the lab (issue 6).
+pytestmark = [pytest.mark.lab, pytest.mark.skip(reason="monitoring.yml not yet converged in the lab (issue 6)")]
+
+INV = load(DEFAULT_INVENTORY).inventory
+MONITOR = next(h for _, h in INV.hosts() if "monitoring" in h.roles)
+PROM = f"http://{MONITOR.management}:9090"
+SITES = {s.name: s for s in INV.sites}
+HOSTS = sorted(h.name for _, h in INV.hosts())
+DRILL_SITE = "an-phu"
+DRILL_HOST = "an-phu"
+RESULTS: dict[str, ConvergeResult] = {}
+# no proxy: the lab's addresses are only reachable from this machine
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def api(path: str, **params: str) -> Any:
+    url = f"{PROM}{path}" + (f"?{urllib.parse.urlencode(params)}" if params else "")
+    with _OPENER.open(url, timeout=10) as r:
+        data = json.loads(r.read())
+    assert data["status"] == "success", data
+    return data["data"]
+
+
+def query(q: str) -> list[dict[str, Any]]:
+    result: list[dict[str, Any]] = api("/api/v1/query", query=q)["result"]
+    return result
+
+
+def wait_for(pred: Callable[[], bool], timeout: float, step: float = 0.5) -> bool:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if pred():
+                return True
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(step)
+
+
+def _fail_text(r: ConvergeResult) -> str:
+    tail = r.log.read_text(errors="replace")[-5000:] if r.log and r.log.exists() else ""
+    return f"failures: {r.failures}\n--- log tail ---\n{tail}"
+
+
+def icmp_values() -> dict[str, str]:
+    return {r["metric"]["site"]: r["value"][1] for r in query('probe_success{job="dcops-icmp"}')}
+
+
+@pytest.fixture(scope="module")
+def monitored(lab: dict[str, Any]) -> dict[str, ConvergeResult]:
+    """site.yml once (routing, firewall), then monitoring.yml twice; Prometheus ready, every site probed."""
+    if not RESULTS:
+        RESULTS["site"] = converge(DEFAULT_INVENTORY, quiet=True)
+        assert RESULTS["site"].ok, _fail_text(RESULTS["site"])
+        RESULTS["first"] = converge(DEFAULT_INVENTORY, "monitoring.yml", quiet=True)
+        RESULTS["second"] = converge(DEFAULT_INVENTORY, "monitoring.yml", quiet=True)
+        for k, r in RESULTS.items():
+            print(f"converge {k}: rc={r.returncode} {r.seconds:.1f} s changed={r.changed} log={r.log}")
+        if RESULTS["first"].ok:
+            wait_for(lambda: len(icmp_values()) == len(SITES) and set(icmp_values().values()) == {"1"}, 90, 1)
+    return RESULTS
+
+
+@pytest.fixture(scope="module")
+def scrape_interval(monitored: dict[str, ConvergeResult]) -> float:
+    """The global scrape interval of the running Prometheus (the role's lab value, 5 s)."""
+    import yaml
+
+    cfg = yaml.safe_load(api("/api/v1/status/config")["yaml"])
+    text = str(cfg["global"]["scrape_interval"])
+    assert text.endswith("s") and text[:-1].isdigit(), text
+    return float(text[:-1])
+
+
+# ---------------------------------------------------------------------------- converge
+
+
+def test_first_converge_succeeds(monitored: dict[str, ConvergeResult]) -> None:
+    r = monitored["first"]
+    assert r.ok, _fail_text(r)
+    assert set(r.hosts) == set(HOSTS)
+
+
+def test_second_converge_changes_nothing(monitored: dict[str, ConvergeResult]) -> None:
+    r = monitored["second"]
+    assert r.ok, _fail_text(r)
+    changed = {h: s.changed for h, s in r.hosts.items() if s.changed}
+    assert not changed, f"not idempotent: {changed}\n{_fail_text(r)}"
+
+
+# ---------------------------------------------------------------------------- what runs on dc-core
+
+
+@pytest.mark.parametrize(
+    "unit", ["prometheus.service", "prometheus-alertmanager.service", "dcops-connectivity@9115.service", "dcops-security.service"]
+)
+def test_service_active_on_monitoring_host(monitored: dict[str, ConvergeResult], unit: str) -> None:
+    p = ssh(MONITOR.name, "systemctl", "is-active", unit)
+    assert p.stdout.strip() == "active", f"{unit}: {p.stdout}{p.stderr}"
+
+
+@pytest.mark.parametrize("unit", ["dcops-connectivity@9115.service", "dcops-security.service"])
+def test_exporter_units_are_sandboxed(monitored: dict[str, ConvergeResult], unit: str) -> None:
+    props = "DynamicUser,NoNewPrivileges,ProtectSystem,ProtectHome,PrivateTmp,AmbientCapabilities,MainPID"
+    p = ssh(MONITOR.name, "sudo", "systemctl", "show", unit, f"--property={props}")
+    got = dict(line.split("=", 1) for line in p.stdout.splitlines() if "=" in line)
+    assert got["DynamicUser"] == "yes" and got["NoNewPrivileges"] == "yes", got
+    assert got["ProtectSystem"] == "strict" and got["ProtectHome"] == "yes" and got["PrivateTmp"] == "yes", got
+    want_caps = "cap_net_raw" if unit.startswith("dcops-connectivity") else ""
+    assert got["AmbientCapabilities"].strip() == want_caps, got
+    uid = ssh(MONITOR.name, "ps", "-o", "uid=", "-p", got["MainPID"]).stdout.strip()
+    assert uid.isdigit() and int(uid) != 0, f"{unit} runs as uid {uid!r}"
+
+
+def test_every_target_is_up_in_prometheus(monitored: dict[str, ConvergeResult]) -> None:
+    targets = api("/api/v1/targets", state="active")["activeTargets"]
+    by_job: dict[str, list[str]] = {}
+    for t in targets:
+        by_job.setdefault(t["labels"]["job"], []).append(t["health"])
+    for job in ("prometheus", "alertmanager", "dcops-exporter", "dcops-sweep", "dcops-security", "dcops-icmp"):
+        assert by_job.get(job) and set(by_job[job]) == {"up"}, f"{job}: {by_job.get(job)}"
+    assert len(by_job["dcops-icmp"]) == len(SITES)
+
+
+def test_probe_success_one_series_per_site_with_labels(monitored: dict[str, ConvergeResult]) -> None:
+    got = {}
+    for r in query('probe_success{job="dcops-icmp"}'):
+        m = r["metric"]
+        got[m["site"]] = (m["district"], m["tier"], m["instance"], r["value"][1])
+    want = {}
+    for s in INV.sites:
+        lab = site_labels(INV, s)
+        want[s.name] = (lab["district"], lab["tier"], str(INV.gateway_of(s)), "1")
+    assert got == want
+
+
+def test_rules_and_alertmanager_loaded(monitored: dict[str, ConvergeResult]) -> None:
+    groups = api("/api/v1/rules")["groups"]
+    assert {g["name"] for g in groups} >= {"dcops-connectivity", "dcops-security", "dcops-hosts"}
+    ams = api("/api/v1/alertmanagers")["activeAlertmanagers"]
+    assert [a["url"] for a in ams] == ["http://127.0.0.1:9093/api/v2/alerts"]
+
+
+# ---------------------------------------------------------------------------- the drill
+
+
+@pytest.fixture
+def stopped_host(monitored: dict[str, ConvergeResult]) -> Iterator[float]:
+    """Stop DRILL_HOST; afterwards start it again and re-converge it (its overlay starts empty)."""
+    assert set(icmp_values().values()) == {"1"}, icmp_values()
+    t_start = time.time()
+    dcops("lab", "drill", "host-stop", DRILL_HOST, check=True, timeout=120)
+    t0 = time.time()  # the host is off (its shutdown took t0 - t_start)
+    print(f"host-stop {DRILL_HOST}: {t0 - t_start:.1f} s")
+    try:
+        yield t0
+    finally:
+        dcops("lab", "drill", "host-start", DRILL_HOST, check=True, timeout=300)
+        for playbook in ("site.yml", "monitoring.yml"):
+            r = converge(DEFAULT_INVENTORY, playbook, limit=DRILL_HOST, quiet=True)
+            RESULTS[f"restore-{playbook}"] = r
+
+
+def test_host_stop_drill_turns_series_to_zero_within_two_scrapes(stopped_host: float, scrape_interval: float) -> None:
+    t0 = stopped_host
+    sel = f'probe_success{{job="dcops-icmp",site="{DRILL_SITE}"}}'
+    assert wait_for(lambda: icmp_values().get(DRILL_SITE) == "0", 4 * scrape_interval + 5), icmp_values()
+    # the samples Prometheus stored since the stop: the second scrape at the latest reads 0
+    window = int(6 * scrape_interval)
+    samples = [(float(ts), v) for ts, v in query(f"{sel}[{window}s]")[0]["values"] if float(ts) > t0]
+    first_zero = next(i for i, (_, v) in enumerate(samples) if v == "0")
+    print(f"samples since the host went off at {t0:.1f}: {samples}")
+    assert first_zero <= 1, f"scrapes after the stop at {t0:.1f}: {samples}"
+    # every other site is unaffected
+    others = {s: v for s, v in icmp_values().items() if s != DRILL_SITE}
+    assert set(others.values()) == {"1"}, others
+
+
+def test_after_restore_every_site_answers_again(monitored: dict[str, ConvergeResult], scrape_interval: float) -> None:
+    for key in ("restore-site.yml", "restore-monitoring.yml"):
+        if key in RESULTS:
+            assert RESULTS[key].ok, _fail_text(RESULTS[key])
+    assert wait_for(lambda: icmp_values().get(DRILL_SITE) == "1", 60 + 4 * scrape_interval, 1), icmp_values()
+    assert set(icmp_values().values()) == {"1"}, icmp_values()
