@@ -196,35 +196,29 @@ class _Progress:
             self.stats = ev.get("hosts") or {}
 
     def table(self, title: str) -> Table:
-        t = Table(title=title, caption=f"{self.play} · task {self.tasks_done}: {self.task} · {time.monotonic() - self.t0:.0f} s")
-        for col in ("host", "ok", "changed", "failed", "unreachable", "skipped"):
-            t.add_column(col, justify="left" if col == "host" else "right")
-        for name, h in sorted(self.hosts.items()):
-            t.add_row(
-                name,
-                str(h.ok),
-                Text(str(h.changed), style="yellow" if h.changed else ""),
-                Text(str(h.failed), style="bold red" if h.failed else ""),
-                Text(str(h.unreachable), style="bold red" if h.unreachable else ""),
-                str(h.skipped),
-            )
-        return t
+        caption = f"{self.play} · task {self.tasks_done}: {self.task} · {time.monotonic() - self.t0:.0f} s"
+        return _hosts_table(Table(title=title, caption=caption), self.hosts, unchanged_style="")
 
 
-def summary_table(result: ConvergeResult, title: str = "converge") -> Table:
-    t = Table(title=f"{title}: {'ok' if result.ok else 'FAILED'} in {result.seconds:.1f} s, changed={result.changed}")
+def _hosts_table(t: Table, hosts: dict[str, HostSummary], unchanged_style: str) -> Table:
+    """One row per host with Ansible's counters; changes in yellow, failures in red."""
     for col in ("host", "ok", "changed", "failed", "unreachable", "skipped"):
         t.add_column(col, justify="left" if col == "host" else "right")
-    for name, h in sorted(result.hosts.items()):
+    for name, h in sorted(hosts.items()):
         t.add_row(
             name,
             str(h.ok),
-            Text(str(h.changed), style="yellow" if h.changed else "green"),
+            Text(str(h.changed), style="yellow" if h.changed else unchanged_style),
             Text(str(h.failed), style="bold red" if h.failed else ""),
             Text(str(h.unreachable), style="bold red" if h.unreachable else ""),
             str(h.skipped),
         )
     return t
+
+
+def summary_table(result: ConvergeResult, title: str = "converge") -> Table:
+    t = Table(title=f"{title}: {'ok' if result.ok else 'FAILED'} in {result.seconds:.1f} s, changed={result.changed}")
+    return _hosts_table(t, result.hosts, unchanged_style="green")
 
 
 def converge(
