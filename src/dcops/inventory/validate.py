@@ -10,7 +10,7 @@ from typing import TypeVar
 
 from dcops.inventory.errors import Problem
 from dcops.inventory.loader import Loaded, Origin
-from dcops.inventory.model import PARENT_TIERS, Proto, Tier
+from dcops.inventory.model import PARENT_TIERS, Tier
 
 _T = TypeVar("_T")
 IPv4 = ipaddress.IPv4Address
@@ -375,5 +375,3 @@ def _check_selector(
         return None
     return f"source {sel!r}: unknown {kind} {arg!r}"
 
-
-__all__ = ["Proto", "cross_check"]
