@@ -25,9 +25,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # Debian starts packaged daemons on install; dcops starts its own, on loopback or in the lab.
-  for svc in prometheus prometheus-alertmanager prometheus-blackbox-exporter prometheus-node-exporter; do
+  for svc in prometheus prometheus-alertmanager prometheus-blackbox-exporter prometheus-node-exporter unbound; do
     if pgrep -x "$svc" >/dev/null 2>&1 && [ -x "/etc/init.d/$svc" ]; then "/etc/init.d/$svc" stop >/dev/null 2>&1 || true; fi
   done
+  # unbound would answer on 127.0.0.1:53 at every boot; the dns tests start their own on a free port
+  if [[ " ${missing[*]} " == *" unbound "* ]] && command -v systemctl >/dev/null; then systemctl disable unbound >/dev/null 2>&1 || true; fi
 fi
 
 py=${PYTHON:-python3}

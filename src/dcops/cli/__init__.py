@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from dcops.cli import dns as dns_cmd
 from dcops.cli import exporter as exporter_cmd
 from dcops.cli import inventory as inventory_cmd
 from dcops.cli import lab as lab_cmd
@@ -25,6 +26,7 @@ app.add_typer(inventory_cmd.app, name="inventory")
 app.add_typer(lab_cmd.app, name="lab")
 app.add_typer(exporter_cmd.app, name="exporter")
 app.add_typer(mail_cmd.app, name="mail")
+app.add_typer(dns_cmd.app, name="dns")
 
 
 app.command("converge")(converge_cmd)

@@ -104,6 +104,16 @@ def _rel(name: str, origin: str) -> str:
     return name[: -len(origin) - 1] if name.endswith("." + origin) else name + "."
 
 
+def ns_address(inv: Inventory) -> str:
+    """The address ``ns1.<province domain>`` points at: the internal DNS service's (the mail host's if none)."""
+    for s in inv.services:
+        if s.type is ServiceType.DNS and not s.external:
+            addr = inv.service_address(s)
+            if addr is not None:
+                return str(addr)
+    return mail_host(inv).address
+
+
 def assembled_zone(inv: Inventory, fragments: Mapping[str, str], serial: int = 1) -> str:
     """A whole zone of the province domain (SOA, NS) with every fragment: what ``named-checkzone`` checks."""
     pd = inv.province.domain
@@ -112,7 +122,7 @@ def assembled_zone(inv: Inventory, fragments: Mapping[str, str], serial: int = 1
         "$TTL 3600",
         f"@ IN SOA ns1.{pd}. hostmaster.{pd}. ( {serial} 3600 900 1209600 300 )",
         f"@ IN NS ns1.{pd}.",
-        f"ns1 IN A {mail_host(inv).address}",
+        f"ns1 IN A {ns_address(inv)}",
     ]
     for name in sorted(fragments):
         out.append(f"; --- {name}")

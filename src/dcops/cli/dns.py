@@ -1,0 +1,125 @@
+"""``dcops dns``: the zone of the province domain (served by the data centre's unbound) and the resolver's networks."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from dcops.cli.common import InventoryOpt, JsonOpt, console, emit_json, err_console, fail, load_or_exit
+from dcops.cli.mail import check_zone
+from dcops.mail import dkim as dkim_mod
+from dcops.mail.vault import SecretsError, secrets_dir
+from dcops.render.dns import DnsError, access_networks, nameservers, province_zone
+from dcops.render.maildns import DMARC_POLICIES, MailDnsError
+
+app = typer.Typer(help="DNS of the province: the zone of its domain, the networks its resolvers answer.", no_args_is_help=True)
+
+
+def _write_if_changed(path: Path, text: str) -> bool:
+    """Write ``text`` to ``path`` atomically unless it holds that already; True if written."""
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return False
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return True
+
+
+@app.command()
+def zone(
+    inventory: InventoryOpt = None,  # type: ignore[assignment]
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write the zone file here (default: print it).", show_default=False)
+    ] = None,
+    check: Annotated[bool, typer.Option("--check", help="Check the zone with named-checkzone (bind9-utils).")] = False,
+    require_dkim: Annotated[
+        bool, typer.Option("--require-dkim", help="Fail if an agency domain has no DKIM key (default: render it without).")
+    ] = False,
+    dmarc_policy: Annotated[str, typer.Option(help=f"DMARC policy: {', '.join(DMARC_POLICIES)}.")] = "quarantine",
+    as_json: JsonOpt = False,
+) -> None:
+    """The whole zone of the province domain: SOA/NS, A records of every host and internal service, mail records.
+
+    DKIM public keys come from the province's secrets folder (`dcops mail dkim-keys`); domains
+    without a key are rendered without a DKIM record (a warning names them). The SOA serial is
+    derived from the records: the same inventory and keys give the same file, byte for byte.
+    """
+    inv = load_or_exit(inventory, as_json).inventory
+    try:
+        keys = dkim_mod.public_keys(inv)
+        z = province_zone(inv, keys, dmarc_policy=dmarc_policy, require_dkim=require_dkim)
+        checked = check_zone(z.origin, z.text) if check else None
+    except (SecretsError, MailDnsError, DnsError) as e:
+        fail(str(e))
+    written = False
+    if out is not None:
+        try:
+            written = _write_if_changed(out, z.text)
+        except OSError as e:
+            fail(f"cannot write the zone to {out}: {e}")
+    warnings = list(z.warnings)
+    if z.missing_dkim:
+        warnings.append(
+            f"{len(z.missing_dkim)} agency domain(s) without a DKIM key in {secrets_dir(inv) / 'mail' / 'dkim'}"
+            f" (rendered without DKIM): {', '.join(z.missing_dkim)}; run `dcops mail dkim-keys -i {inv.source}`"
+        )
+    if as_json:
+        emit_json(
+            {
+                "ok": True,
+                "origin": z.origin,
+                "serial": z.serial,
+                "file": str(out) if out else None,
+                "written": written,
+                "missing_dkim": list(z.missing_dkim),
+                "warnings": warnings,
+                "named_checkzone": checked,
+                **({} if out else {"zone": z.text}),
+            }
+        )
+        return
+    for w in warnings:
+        err_console.print(f"[yellow]warning:[/] {escape(w)}", highlight=False, soft_wrap=True)
+    if out is None:
+        sys.stdout.write(z.text)
+    else:
+        console.print(
+            f"[green]✓[/] zone {escape(z.origin)} serial {z.serial}: {escape(str(out))}"
+            f" ({'written' if written else 'unchanged'})",
+            highlight=False,
+        )
+    if checked is not None:
+        err_console.print(f"[green]✓[/] named-checkzone: {escape(checked)}", highlight=False)
+
+
+@app.command()
+def networks(
+    inventory: InventoryOpt = None,  # type: ignore[assignment]
+    as_json: JsonOpt = False,
+) -> None:
+    """Networks the province's resolvers answer (address ranges, site LANs, loopbacks, circuits, management).
+
+    One CIDR per line; with --json also the domain and the addresses clients query.
+    """
+    inv = load_or_exit(inventory, as_json).inventory
+    nets = access_networks(inv)
+    if as_json:
+        emit_json({"ok": True, "domain": inv.province.domain, "networks": nets, "nameservers": nameservers(inv)})
+        return
+    sys.stdout.write("".join(n + "\n" for n in nets))
