@@ -17,22 +17,33 @@ DATACENTRE = "datacentre"
 UPLINK_TIER = "district"
 
 
+#: Host variables the network plan is computed from (``dcops_net_hosts`` holds just these).
+PLAN_KEYS = (
+    "dcops_site",
+    "dcops_tier",
+    "dcops_district",
+    "dcops_subnet",
+    "dcops_loopback",
+    "dcops_address",
+    "dcops_router",
+    "dcops_circuits",
+    "dcops_roles",
+)
+
+
 def _hosts(hostvars: Mapping[str, Any], groups: Mapping[str, list[str]]) -> dict[str, dict[str, Any]]:
-    keys = (
-        "dcops_site",
-        "dcops_tier",
-        "dcops_district",
-        "dcops_subnet",
-        "dcops_loopback",
-        "dcops_address",
-        "dcops_router",
-        "dcops_circuits",
-        "dcops_roles",
-    )
+    """Host name -> its plan variables.
+
+    ``hostvars`` is either Ansible's ``hostvars`` (every access computes all of a host's
+    variables: O(hosts) per call) or the precomputed ``dcops_net_hosts`` of the
+    ``dcops_province`` inventory plugin (a plain dict of the same keys, read as is).
+    """
+    if isinstance(hostvars, dict):
+        return {str(name): dict(hostvars[name]) for name in groups.get("all", []) if name in hostvars}
     out: dict[str, dict[str, Any]] = {}
     for name in groups.get("all", []):
         hv = hostvars[name]
-        out[str(name)] = {k: hv.get(k) for k in keys}
+        out[str(name)] = {k: hv.get(k) for k in PLAN_KEYS}
     return out
 
 
@@ -138,16 +149,8 @@ def wg_ifname(peer_site: str, index: int) -> str:
     return name if len(name) <= IFNAMSIZ else f"wg-leg{index}"
 
 
-def wg_legs(
-    host: str, hostvars: Mapping[str, Any], groups: Mapping[str, list[str]], pool: str, port_base: int
-) -> list[dict[str, Any]]:
-    """The WireGuard legs (data centre ↔ district circuits) ``host`` terminates.
-
-    Legs are numbered over the whole province by circuit name; leg ``i`` uses UDP port
-    ``port_base + i`` at both ends and the ``i``-th /30 of ``pool`` inside the tunnel
-    (data-centre end first address, district end second).
-    """
-    hosts = _hosts(hostvars, groups)
+def _legs(hosts: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Data centre <-> district legs by circuit name."""
     routers = {h["dcops_site"]: name for name, h in hosts.items() if h.get("dcops_router")}
     tiers = {h["dcops_site"]: h.get("dcops_tier") for h in hosts.values()}
     legs: dict[str, dict[str, Any]] = {}
@@ -165,6 +168,19 @@ def wg_legs(
                     "district_underlay": str(c["peer_address"]),
                     "cost": int(c.get("cost") or 10),
                 }
+    return legs
+
+
+def wg_legs(
+    host: str, hostvars: Mapping[str, Any], groups: Mapping[str, list[str]], pool: str, port_base: int
+) -> list[dict[str, Any]]:
+    """The WireGuard legs (data centre ↔ district circuits) ``host`` terminates.
+
+    Legs are numbered over the whole province by circuit name; leg ``i`` uses UDP port
+    ``port_base + i`` at both ends and the ``i``-th /30 of ``pool`` inside the tunnel
+    (data-centre end first address, district end second).
+    """
+    legs = _legs(_hosts(hostvars, groups))
     net = ipaddress.ip_network(pool)
     out: list[dict[str, Any]] = []
     for i, cname in enumerate(sorted(legs)):
@@ -192,6 +208,12 @@ def wg_legs(
                 }
             )
     return out
+
+
+def wg_endpoints(hostvars: Mapping[str, Any], groups: Mapping[str, list[str]]) -> list[str]:
+    """Every host that terminates a WireGuard leg (both ends of every data centre <-> district leg)."""
+    legs = _legs(_hosts(hostvars, groups)).values()
+    return sorted({str(leg[side]) for leg in legs for side in ("dc", "district") if leg[side]})
 
 
 def ifaddrs(lines: Iterable[str]) -> dict[str, str]:
@@ -245,6 +267,7 @@ class FilterModule:
             "dcops_selector_cidrs": selector_cidrs,
             "dcops_firewall_rules": firewall_rules,
             "dcops_wg_legs": wg_legs,
+            "dcops_wg_endpoints": wg_endpoints,
             "dcops_ifname_of": ifname_of,
             "dcops_ifaddrs": ifaddrs,
             "dcops_static_routes": static_routes,

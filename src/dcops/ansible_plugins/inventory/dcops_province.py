@@ -14,6 +14,9 @@ description:
   - Loads and validates the province with dcops, then adds the province, district, site,
     tier, role and service groups and the host variables that dcops renders.
   - Accepts the folder itself or any YAML file inside a folder holding C(province.yml).
+  - Also sets C(dcops_net_hosts) on C(all) (host name to its site, tier, district, subnet,
+    loopback, address, router flag, circuits and roles), which the dcops_net filters read
+    instead of C(hostvars).
 options: {}
 """
 
@@ -24,6 +27,18 @@ from ansible.errors import AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin
 
 MARKER = "province.yml"
+#: Host variables the roles' network plan is computed from (playbooks/filter_plugins/dcops_net.py).
+PLAN_KEYS = (
+    "dcops_site",
+    "dcops_tier",
+    "dcops_district",
+    "dcops_subnet",
+    "dcops_loopback",
+    "dcops_address",
+    "dcops_router",
+    "dcops_circuits",
+    "dcops_roles",
+)
 
 
 def _province_dir(path: str) -> Path | None:
@@ -77,3 +92,7 @@ class InventoryModule(BaseInventoryPlugin):  # type: ignore[misc]
             self.inventory.add_host(h)
             for k, v in hv.items():
                 self.inventory.set_variable(h, k, v)
+        # Every host's plan variables in one plain variable: the dcops_net filters read it in
+        # O(1) instead of computing every host's variables through `hostvars` at each render.
+        plan = {h: {k: hv.get(k) for k in PLAN_KEYS} for h, hv in hostvars.items()}
+        self.inventory.set_variable("all", "dcops_net_hosts", plan)
