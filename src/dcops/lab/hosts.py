@@ -3,6 +3,11 @@
 The controller runs no systemd, so containers are started with ``--register=no
 --keep-unit``; each joins the network namespace the lab prepared for it. The container's
 init is a descendant of the nspawn process; commands run inside with ``nsenter``.
+
+Each host has its own disk: an overlay of the shared image (read-only lower layer) and a
+folder of the lab (``hosts/<name>/upper``), mounted at ``hosts/<name>/root``. What a host
+writes survives a host-stop/host-start drill, as a real server's disk survives a reboot
+(mail queues, mailboxes, configuration); ``dcops lab down`` unmounts and deletes it.
 """
 
 from __future__ import annotations
@@ -23,13 +28,39 @@ from dcops.lab.system import run
 CONTAINER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-def nspawn_args(image: Path, node: Node, labdir: Path) -> list[str]:
+def root_dir(labdir: Path, name: str) -> Path:
+    return labdir / "hosts" / name / "root"
+
+
+def mount_root(image: Path, node: Node, labdir: Path) -> Path:
+    """The host's disk (overlay of the image and its own upper folder), mounted once."""
+    base = labdir / "hosts" / node.name
+    upper, work, root = base / "upper", base / "work", root_dir(labdir, node.name)
+    for d in (upper, work, root):
+        d.mkdir(parents=True, exist_ok=True)
+    if not os.path.ismount(root):
+        opts = f"lowerdir={image},upperdir={upper},workdir={work}"
+        run(["mount", "-t", "overlay", "overlay", "-o", opts, str(root)], what=f"mount the disk of host {node.name}")
+    return root
+
+
+def unmount_roots(labdir: Path) -> list[str]:
+    """Unmount every host disk of the lab; returns the ones that stayed mounted (busy)."""
+    left = []
+    for root in sorted((labdir / "hosts").glob("*/root")):
+        if os.path.ismount(root):
+            p = run(["umount", str(root)], what=f"unmount {root}", check=False)
+            if p.returncode != 0 and os.path.ismount(root):
+                left.append(str(root))
+    return left
+
+
+def nspawn_args(root: Path, node: Node, labdir: Path) -> list[str]:
     return [
         "systemd-nspawn",
         "--quiet",
         "--directory",
-        str(image),
-        "--volatile=overlay",
+        str(root),
         "--boot",
         "--register=no",
         "--keep-unit",
@@ -54,9 +85,10 @@ def start(image: Path, node: Node, labdir: Path) -> int:
     log = labdir / "hosts" / node.name / "console.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     groups = cgroups.prepare(node.machine)
+    root = mount_root(image, node, labdir)
     with open(log, "ab") as out:
         p = subprocess.Popen(
-            nspawn_args(image, node, labdir),
+            nspawn_args(root, node, labdir),
             preexec_fn=lambda: cgroups.join(groups),
             stdin=subprocess.DEVNULL,
             stdout=out,

@@ -213,6 +213,9 @@ def _down(code: str, console: Console | None) -> dict[str, Any]:
     if busy:
         raise LabError(f"cgroup(s) still in use: {', '.join(busy)}; see `cat <dir>/cgroup.procs`")
     cgroups.remove_base()
+    busy_disks = hosts.unmount_roots(lab_dir(code))
+    if busy_disks:
+        raise LabError(f"host disk(s) still mounted (busy): {', '.join(busy_disks)}; see `fuser -vm <dir>`")
     state.remove(code)
     shutil.rmtree(lab_dir(code) / "hosts", ignore_errors=True)
     took = time.monotonic() - t0
