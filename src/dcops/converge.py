@@ -245,6 +245,11 @@ def converge(
     if not (PLAYBOOKS / playbook).exists():
         raise ConvergeError(f"no playbook {PLAYBOOKS / playbook}")
     env = ansible_env(inv, stock=stock)
+    if _province(inv)[1]:
+        # a lab converges with nothing by hand: DKIM keys and mailbox passwords it lacks are made now
+        from dcops.mail import labsecrets
+
+        labsecrets.ensure(inv)
     work = Path(tempfile.mkdtemp(prefix="dcops-converge-"))
     events = work / "events.jsonl"
     events.touch()
@@ -263,27 +268,39 @@ def converge(
         live_cm: Live | contextlib.nullcontext[None] = (
             contextlib.nullcontext() if quiet else Live(prog.table(title), console=con, refresh_per_second=4, transient=True)
         )
-        with open(events, encoding="utf-8") as evf, live_cm as live:
-            while True:
-                line = evf.readline()
-                if line:
-                    if line.endswith("\n"):
-                        prog.feed(json.loads(line))
-                    continue
-                rc = proc.poll()
-                if rc is not None:
-                    for rest in evf.read().splitlines():
-                        if rest.strip():
-                            prog.feed(json.loads(rest))
-                    break
-                if timeout is not None and time.monotonic() - t0 > timeout:
+        pending = ""  # a line the callback has not finished writing yet
+        try:
+            with open(events, encoding="utf-8") as evf, live_cm as live:
+                while True:
+                    chunk = evf.readline()
+                    if chunk:
+                        pending += chunk
+                        if pending.endswith("\n"):
+                            prog.feed(json.loads(pending))
+                            pending = ""
+                        continue
+                    rc = proc.poll()
+                    if rc is not None:
+                        for rest in (pending + evf.read()).splitlines():
+                            if rest.strip():
+                                prog.feed(json.loads(rest))
+                        break
+                    if timeout is not None and time.monotonic() - t0 > timeout:
+                        proc.kill()
+                        proc.wait()
+                        rc = -9
+                        break
+                    if live is not None:
+                        live.update(prog.table(title))
+                    time.sleep(0.2)
+        finally:
+            if proc.poll() is None:  # interrupted or failed here: ansible-playbook must not run on alone
+                proc.terminate()
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
-                    rc = -9
-                    break
-                if live is not None:
-                    live.update(prog.table(title))
-                time.sleep(0.2)
     seconds = time.monotonic() - t0
     hosts = prog.hosts
     if prog.stats:

@@ -19,7 +19,7 @@ import pytest
 import testinfra
 
 from dcops import DEFAULT_INVENTORY, lab_dir
-from dcops.converge import ConvergeResult, converge
+from dcops.converge import ConvergeResult
 from dcops.inventory import load
 from tests.lab.helpers import dcops
 
@@ -37,7 +37,6 @@ DC_SERVICES = {s.name: s for s in INV.services if s.hosts and all(SITE_OF[h].tie
 HOST_ADDR = {h.name: str(h.address) for _, h in INV.hosts()}
 MGMT = {h.name: str(h.management) for _, h in INV.hosts()}
 SSH_CONFIG = lab_dir(CODE) / "ssh_config"
-RESULTS: dict[str, ConvergeResult] = {}
 
 
 def host(name: str) -> Any:
@@ -54,18 +53,6 @@ def wait_for(pred: Callable[[], bool], timeout: float, step: float = 1.0) -> boo
         time.sleep(step)
 
 
-@pytest.fixture(scope="module")
-def converged(lab: dict[str, Any]) -> dict[str, ConvergeResult]:
-    """Converge from fresh, then again (idempotence), then --check --diff; keep all three results."""
-    if not RESULTS:
-        RESULTS["first"] = converge(DEFAULT_INVENTORY, quiet=True)
-        RESULTS["second"] = converge(DEFAULT_INVENTORY, quiet=True)
-        RESULTS["check"] = converge(DEFAULT_INVENTORY, check=True, diff=True, quiet=True)
-        for k, r in RESULTS.items():
-            print(f"converge {k}: rc={r.returncode} {r.seconds:.1f} s changed={r.changed} log={r.log}")
-    return RESULTS
-
-
 def _fail_text(r: ConvergeResult) -> str:
     tail = r.log.read_text(errors="replace")[-4000:] if r.log and r.log.exists() else ""
     return f"failures: {r.failures}\n--- log tail ---\n{tail}"
@@ -74,21 +61,21 @@ def _fail_text(r: ConvergeResult) -> str:
 # ---------------------------------------------------------------------------- converge
 
 
-def test_first_converge_succeeds_on_every_host(converged: dict[str, ConvergeResult]) -> None:
-    r = converged["first"]
+def test_first_converge_succeeds_on_every_host(converge_result: Any) -> None:
+    r = converge_result("first")
     assert r.ok, _fail_text(r)
     assert set(r.hosts) == set(HOSTS)
 
 
-def test_second_run_changes_nothing(converged: dict[str, ConvergeResult]) -> None:
-    r = converged["second"]
+def test_second_run_changes_nothing(converge_result: Any) -> None:
+    r = converge_result("second")
     assert r.ok, _fail_text(r)
     changed = {h: s.changed for h, s in r.hosts.items() if s.changed}
     assert not changed, f"not idempotent: {changed}\n{_fail_text(r)}"
 
 
-def test_check_diff_reports_no_change(converged: dict[str, ConvergeResult]) -> None:
-    r = converged["check"]
+def test_check_diff_reports_no_change(converge_result: Any) -> None:
+    r = converge_result("check")
     assert r.ok, _fail_text(r)
     changed = {h: s.changed for h, s in r.hosts.items() if s.changed}
     assert not changed, f"--check --diff would change: {changed}\n{_fail_text(r)}"

@@ -121,4 +121,6 @@ def test_firewall_rules_follow_the_flows() -> None:
     assert smtp["saddr"] == []  # from: internet = any source
     core = mod.firewall_rules("dc-core", hv, groups, a["dcops_flows"], a["dcops_services"], "10.250.0.0/24")  # type: ignore[attr-defined]
     imaps = next(r for r in core["forward"] if r["dport"] == "993")
-    assert imaps["daddr"] == ["10.251.0.2/32"] and "10.251.11.0/24" in imaps["saddr"] and "10.251.0.0/24" not in imaps["saddr"]
+    # imaps: from every site and the data centre's own LAN (flow: all-sites, datacentre), never the management network
+    assert imaps["daddr"] == ["10.251.0.2/32"] and {"10.251.11.0/24", "10.251.0.0/24"} <= set(imaps["saddr"])
+    assert not any(s.startswith("10.250.") for s in imaps["saddr"])
