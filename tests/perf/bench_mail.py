@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -49,7 +50,7 @@ def dcops(*args: str, env: dict[str, str] | None = None) -> str:
 
 
 def ssh(host: str, cmd: str, timeout: float = 600) -> str:
-    p = subprocess.run(["ssh", "-F", str(lab_dir(CODE) / "ssh_config"), host, "sudo", "sh", "-c", cmd],
+    p = subprocess.run(["ssh", "-F", str(lab_dir(CODE) / "ssh_config"), host, "sudo", "sh", "-c", shlex.quote(cmd)],
                        capture_output=True, text=True, timeout=timeout, check=False)
     if p.returncode != 0:
         raise SystemExit(f"{host}: {cmd}: rc={p.returncode}\n{p.stdout}\n{p.stderr}")

@@ -17,6 +17,9 @@ def converge_cmd(
     check: Annotated[bool, typer.Option("--check", help="Ansible check mode: report, change nothing.")] = False,
     diff: Annotated[bool, typer.Option("--diff", help="Show the differences of changed files.")] = False,
     limit: Annotated[str | None, typer.Option("--limit", "-l", help="Ansible host pattern.")] = None,
+    extra_vars: Annotated[
+        list[str] | None, typer.Option("--extra-vars", "-e", help="KEY=VALUE for the playbook (repeatable).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Converge a province (default: the lab) with playbooks/<playbook>; exit 1 if any host failed."""
@@ -25,7 +28,8 @@ def converge_cmd(
     inv_dir = inventory or DEFAULT_INVENTORY
     load_or_exit(inv_dir, as_json)  # validate first: a bad inventory is reported, not half-applied
     try:
-        res = converge(Path(inv_dir), playbook, check=check, diff=diff, limit=limit, quiet=as_json)
+        extra = [a for v in extra_vars or [] for a in ("-e", v)]
+        res = converge(Path(inv_dir), playbook, check=check, diff=diff, limit=limit, extra_args=extra, quiet=as_json)
     except ConvergeError as e:
         fail(str(e))
     if as_json:
