@@ -92,7 +92,7 @@ def province_sized_inventory(tmp: Path) -> Path:
         sub = a["domain"].split(".")[0]
         agencies.append({
             "name": a["name"], "display_name": a["display_name"], "domain": f"{sub}.lab.test", "site": "dc",
-            "mailboxes": a["mailboxes"], "quota_mb": a["quota_mb"],
+            "mailboxes": a["mailboxes"] + 5, "quota_mb": a["quota_mb"],  # room for the account added below
             "accounts": [{"user": f"u{i:04d}", "display_name": f"Cán bộ {i}"} for i in range(1, a["mailboxes"] + 1)],
         })
     (inv / "mail.yml").write_text(yaml.safe_dump({"agencies": agencies}, allow_unicode=True, sort_keys=False))
