@@ -70,6 +70,8 @@ def _up(inv: Inventory, light: bool, console: Console | None) -> UpResult:
         raise LabError(f"lab addresses outside the inventory's address_ranges: {', '.join(bad)}")
     net.check_ranges_free(plan)
     img = None if light else image.ensure_image(log=lambda m: con.print(m, highlight=False))
+    if not light:
+        _ensure_inotify_instances(len(plan.nodes), con)
     labdir = lab_dir(code)
     st = state.State(code=code, inventory=inv.source, mode=mode, image=str(img.path) if img else None, root_link=plan.root_link)
     st.netns = [plan.switch_ns] + [n.netns for n in plan.nodes]
@@ -155,6 +157,24 @@ def _boot(st: state.State, plan: Plan, img: Path, labdir: Path, con: Console) ->
                 )
             if pending:
                 time.sleep(0.3)
+
+
+INOTIFY_INSTANCES_PER_HOST = 48  # about 10 in use per converged host (208 for two labs of 10): ample room
+
+
+def _ensure_inotify_instances(hosts: int, con: Console) -> None:
+    """The containers' root shares the machine's per-user inotify limit (no user namespaces);
+    Debian's default (128) runs out with a converged lab (wireguard-go then fails with "too many
+    open files"). Raise it, never lower it, and say so."""
+    path = Path("/proc/sys/fs/inotify/max_user_instances")
+    try:
+        current = int(path.read_text())
+    except (OSError, ValueError):
+        return
+    want = max(1024, hosts * INOTIFY_INSTANCES_PER_HOST)
+    if current < want:
+        path.write_text(f"{want}\n")
+        con.print(f"fs.inotify.max_user_instances raised from {current} to {want} (every host's root shares it)")
 
 
 def _ssh_ok(cfg: Path, host: str) -> bool:
