@@ -12,23 +12,13 @@ import ipaddress
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from dcops.render.ansible import NET_PLAN_KEYS
+
 IFNAMSIZ = 15
 DATACENTRE = "datacentre"
 UPLINK_TIER = "district"
 
 
-#: Host variables the network plan is computed from (``dcops_net_hosts`` holds just these).
-PLAN_KEYS = (
-    "dcops_site",
-    "dcops_tier",
-    "dcops_district",
-    "dcops_subnet",
-    "dcops_loopback",
-    "dcops_address",
-    "dcops_router",
-    "dcops_circuits",
-    "dcops_roles",
-)
 
 
 def _hosts(hostvars: Mapping[str, Any], groups: Mapping[str, list[str]]) -> dict[str, dict[str, Any]]:
@@ -43,7 +33,7 @@ def _hosts(hostvars: Mapping[str, Any], groups: Mapping[str, list[str]]) -> dict
     out: dict[str, dict[str, Any]] = {}
     for name in groups.get("all", []):
         hv = hostvars[name]
-        out[str(name)] = {k: hv.get(k) for k in PLAN_KEYS}
+        out[str(name)] = {k: hv.get(k) for k in NET_PLAN_KEYS}
     return out
 
 

@@ -6,10 +6,13 @@ import json
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from dcops import lab_dir
+from dcops.converge import ConvergeResult
 
 DCOPS = [sys.executable, "-c", "from dcops.cli import main; main()"]
 CODE = "lab"
@@ -78,3 +81,23 @@ def leftovers(code: str = CODE) -> dict[str, list[str]]:
 
 def nothing_left(code: str = CODE) -> bool:
     return not any(leftovers(code).values())
+
+
+def wait_for(pred: Callable[[], bool], timeout: float, step: float = 1.0) -> bool:
+    """Poll ``pred`` until it holds (True) or ``timeout`` seconds pass (False); an OSError counts as not yet."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if pred():
+                return True
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(step)
+
+
+def fail_text(r: ConvergeResult, tail_chars: int = 5000) -> str:
+    """A failed converge for an assertion message: the failures and the end of Ansible's log."""
+    tail = r.log.read_text(errors="replace")[-tail_chars:] if r.log and r.log.exists() else ""
+    return f"failures: {r.failures}\n--- log tail ---\n{tail}"

@@ -13,7 +13,7 @@ import json
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,7 +22,7 @@ from dcops import DEFAULT_INVENTORY
 from dcops.converge import ConvergeResult
 from dcops.inventory import load
 from dcops.render.filesd import site_labels
-from tests.lab.helpers import dcops, ssh
+from tests.lab.helpers import dcops, fail_text, ssh, wait_for
 
 pytestmark = pytest.mark.lab
 
@@ -50,24 +50,6 @@ def query(q: str) -> list[dict[str, Any]]:
     return result
 
 
-def wait_for(pred: Callable[[], bool], timeout: float, step: float = 0.5) -> bool:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if pred():
-                return True
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(step)
-
-
-def _fail_text(r: ConvergeResult) -> str:
-    tail = r.log.read_text(errors="replace")[-5000:] if r.log and r.log.exists() else ""
-    return f"failures: {r.failures}\n--- log tail ---\n{tail}"
-
-
 def icmp_values() -> dict[str, str]:
     return {r["metric"]["site"]: r["value"][1] for r in query('probe_success{job="dcops-icmp"}')}
 
@@ -77,7 +59,7 @@ def monitored(converged: dict[str, ConvergeResult]) -> dict[str, ConvergeResult]
     """The province converged (site.yml); Prometheus ready and every site probed up."""
     first = converged.get("first")
     if first is not None:
-        assert first.ok, _fail_text(first)
+        assert first.ok, fail_text(first)
     wait_for(lambda: len(icmp_values()) == len(SITES) and set(icmp_values().values()) == {"1"}, 90, 1)
     return converged
 
@@ -166,7 +148,7 @@ def stopped_host(monitored: dict[str, ConvergeResult]) -> Iterator[float]:
 def test_host_stop_drill_turns_series_to_zero_within_two_scrapes(stopped_host: float, scrape_interval: float) -> None:
     t0 = stopped_host
     sel = f'probe_success{{job="dcops-icmp",site="{DRILL_SITE}"}}'
-    assert wait_for(lambda: icmp_values().get(DRILL_SITE) == "0", 4 * scrape_interval + 5), icmp_values()
+    assert wait_for(lambda: icmp_values().get(DRILL_SITE) == "0", 4 * scrape_interval + 5, 0.5), icmp_values()
     # the samples Prometheus stored since the stop: the second scrape at the latest reads 0
     window = int(6 * scrape_interval)
     samples = [(float(ts), v) for ts, v in query(f"{sel}[{window}s]")[0]["values"] if float(ts) > t0]

@@ -12,7 +12,6 @@ import re
 import subprocess
 import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -21,7 +20,7 @@ import testinfra
 from dcops import DEFAULT_INVENTORY, lab_dir
 from dcops.converge import ConvergeResult
 from dcops.inventory import load
-from tests.lab.helpers import dcops
+from tests.lab.helpers import dcops, fail_text, wait_for
 
 pytestmark = pytest.mark.lab
 
@@ -43,42 +42,27 @@ def host(name: str) -> Any:
     return testinfra.get_host(f"ssh://{name}", ssh_config=str(SSH_CONFIG), sudo=True)
 
 
-def wait_for(pred: Callable[[], bool], timeout: float, step: float = 1.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while True:
-        if pred():
-            return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(step)
-
-
-def _fail_text(r: ConvergeResult) -> str:
-    tail = r.log.read_text(errors="replace")[-4000:] if r.log and r.log.exists() else ""
-    return f"failures: {r.failures}\n--- log tail ---\n{tail}"
-
-
 # ---------------------------------------------------------------------------- converge
 
 
 def test_first_converge_succeeds_on_every_host(converge_result: Any) -> None:
     r = converge_result("first")
-    assert r.ok, _fail_text(r)
+    assert r.ok, fail_text(r)
     assert set(r.hosts) == set(HOSTS)
 
 
 def test_second_run_changes_nothing(converge_result: Any) -> None:
     r = converge_result("second")
-    assert r.ok, _fail_text(r)
+    assert r.ok, fail_text(r)
     changed = {h: s.changed for h, s in r.hosts.items() if s.changed}
-    assert not changed, f"not idempotent: {changed}\n{_fail_text(r)}"
+    assert not changed, f"not idempotent: {changed}\n{fail_text(r)}"
 
 
 def test_check_diff_reports_no_change(converge_result: Any) -> None:
     r = converge_result("check")
-    assert r.ok, _fail_text(r)
+    assert r.ok, fail_text(r)
     changed = {h: s.changed for h, s in r.hosts.items() if s.changed}
-    assert not changed, f"--check --diff would change: {changed}\n{_fail_text(r)}"
+    assert not changed, f"--check --diff would change: {changed}\n{fail_text(r)}"
 
 
 # ---------------------------------------------------------------------------- baseline

@@ -19,6 +19,20 @@ from typing import Any
 from dcops import lab_dir
 from dcops.inventory.model import Host, Inventory, Site, Tier
 
+#: Host variables the roles' network plan is computed from: the inventory plugin publishes them
+#: for every host as ``dcops_net_hosts``; playbooks/filter_plugins/dcops_net.py reads them.
+NET_PLAN_KEYS = (
+    "dcops_site",
+    "dcops_tier",
+    "dcops_district",
+    "dcops_subnet",
+    "dcops_loopback",
+    "dcops_address",
+    "dcops_router",
+    "dcops_circuits",
+    "dcops_roles",
+)
+
 
 def group_name(kind: str, name: str) -> str:
     return f"{kind}_{name.replace('-', '_')}"

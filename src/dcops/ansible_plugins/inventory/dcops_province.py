@@ -27,18 +27,6 @@ from ansible.errors import AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin
 
 MARKER = "province.yml"
-#: Host variables the roles' network plan is computed from (playbooks/filter_plugins/dcops_net.py).
-PLAN_KEYS = (
-    "dcops_site",
-    "dcops_tier",
-    "dcops_district",
-    "dcops_subnet",
-    "dcops_loopback",
-    "dcops_address",
-    "dcops_router",
-    "dcops_circuits",
-    "dcops_roles",
-)
 
 
 def _province_dir(path: str) -> Path | None:
@@ -70,7 +58,7 @@ class InventoryModule(BaseInventoryPlugin):  # type: ignore[misc]
         if root is None or root in self._loaded_dirs:
             return  # the whole folder was read already, through another of its files
         from dcops.inventory import InventoryError, load_inventory
-        from dcops.render.ansible import ansible_inventory
+        from dcops.render.ansible import NET_PLAN_KEYS, ansible_inventory
 
         try:
             data = ansible_inventory(load_inventory(root))
@@ -94,5 +82,5 @@ class InventoryModule(BaseInventoryPlugin):  # type: ignore[misc]
                 self.inventory.set_variable(h, k, v)
         # Every host's plan variables in one plain variable: the dcops_net filters read it in
         # O(1) instead of computing every host's variables through `hostvars` at each render.
-        plan = {h: {k: hv.get(k) for k in PLAN_KEYS} for h, hv in hostvars.items()}
+        plan = {h: {k: hv.get(k) for k in NET_PLAN_KEYS} for h, hv in hostvars.items()}
         self.inventory.set_variable("all", "dcops_net_hosts", plan)
