@@ -121,6 +121,27 @@ def test_probe_success_one_series_per_site_with_labels(monitored: dict[str, Conv
     assert got == want
 
 
+def test_host_facts_from_every_host(monitored: dict[str, ConvergeResult]) -> None:
+    """The textfile collectors run on every host: fresh, fail2ban answering, apt counted."""
+
+    def facts(name: str) -> dict[str, float]:
+        return {r["metric"]["host"]: float(r["value"][1]) for r in query(f'{name}{{job="node"}}')}
+
+    # the timer's first run comes within its random spread of the converge
+    wait_for(lambda: set(facts("dcops_host_textfile_last_run_timestamp_seconds")) == set(HOSTS), 120, 2)
+    last = facts("dcops_host_textfile_last_run_timestamp_seconds")
+    stale = {h: round(time.time() - t) for h, t in last.items() if time.time() - t > 180}
+    assert not stale, f"collector older than 3 min (seconds): {stale}"
+    assert facts("dcops_host_fail2ban_up") == dict.fromkeys(HOSTS, 1.0)
+    pending = facts("dcops_host_apt_security_updates_pending")
+    assert set(pending) == set(HOSTS) and all(v >= 0 for v in pending.values()), pending
+    # the apt answer is cached beside the output, keyed on dpkg's state (no 2 s simulation a minute)
+    cache = "/var/lib/prometheus/node-exporter/.dcops-apt-security"
+    wait_for(lambda: ssh(DRILL_HOST, "sudo", "test", "-s", cache).returncode == 0, 120, 2)
+    p = ssh(DRILL_HOST, "sudo", "cat", cache)
+    assert p.returncode == 0 and "/var/lib/dpkg/status" in p.stdout, p.stdout + p.stderr
+
+
 def test_rules_and_alertmanager_loaded(monitored: dict[str, ConvergeResult]) -> None:
     groups = api("/api/v1/rules")["groups"]
     assert {g["name"] for g in groups} >= {"dcops-connectivity", "dcops-security", "dcops-hosts"}
