@@ -340,3 +340,57 @@ def test_single_path_cut_isolates_only_that_commune(converged: dict[str, Converg
     t0 = time.monotonic()
     assert wait_for(lambda: _reaches(host("an-phu"), target), 60, 0.5), "restoring the circuit did not restore an-phu"
     print(f"\nan-phu back {time.monotonic() - t0:.1f} s after its circuit was restored")
+
+
+# ---------------------------------------------------------------------------- drift
+
+DRIFT_HOST = "khanh-hoa"
+# What an admin or a package upgrade might do by hand on one host, one change per role that
+# probes before it installs (what the probes must notice), with the check that it was undone.
+DRIFTS = {
+    "baseline file content": ("echo '# drift' >> /etc/issue.net", "! grep -q '# drift' /etc/issue.net"),
+    "baseline file mode": (
+        "chmod 0644 /etc/sudoers.d/dcops-admins",
+        'test "$(stat -c %a /etc/sudoers.d/dcops-admins)" = 440',
+    ),
+    "baseline unused service": ("systemctl enable --now --quiet nginx.service", "! systemctl is-active --quiet nginx.service"),
+    "baseline running sysctl": (
+        "sysctl -qw net.ipv4.conf.all.accept_redirects=1",
+        'test "$(sysctl -n net.ipv4.conf.all.accept_redirects)" = 0',
+    ),
+    "firewall ruleset file": ("echo '# drift' >> /etc/nftables.conf", "! grep -q '# drift' /etc/nftables.conf"),
+    "datanet frr.conf": ("echo '! drift' >> /etc/frr/frr.conf", "! grep -q '! drift' /etc/frr/frr.conf"),
+    "monitoring collector timer": (
+        "systemctl disable --now --quiet dcops-textfile-collector.timer",
+        "systemctl is-active --quiet dcops-textfile-collector.timer"
+        " && systemctl is-enabled --quiet dcops-textfile-collector.timer",
+    ),
+    "dns resolv.conf symlink": (
+        "rm -f /etc/resolv.conf && ln -s /run/nowhere/resolv.conf /etc/resolv.conf",
+        "test -f /etc/resolv.conf && ! test -L /etc/resolv.conf",
+    ),
+    "mail trusted CA removed": (
+        "rm -f /usr/local/share/ca-certificates/dcops-internal-ca.crt",
+        "test -s /usr/local/share/ca-certificates/dcops-internal-ca.crt",
+    ),
+}
+
+
+def test_drift_on_one_host_is_repaired_there_only(converged: dict[str, ConvergeResult]) -> None:
+    """Re-running site.yml after hand changes on one host puts back every one of them, and
+    changes nothing on the other hosts (a probe that missed a drift would leave it in place)."""
+    from dcops.converge import converge
+
+    h = host(DRIFT_HOST)
+    for name, (drift, undone) in DRIFTS.items():
+        h.run_expect([0], drift)
+        assert h.run(undone).rc != 0, f"drift '{name}' did not take"
+    r = converge(DEFAULT_INVENTORY, quiet=True)
+    assert r.ok, fail_text(r)
+    changed = {n: s.changed for n, s in r.hosts.items() if s.changed}
+    assert set(changed) == {DRIFT_HOST}, f"changed on other hosts than {DRIFT_HOST}: {changed}"
+    left = [name for name, (_, undone) in DRIFTS.items() if h.run(undone).rc != 0]
+    assert not left, f"site.yml left these drifts on {DRIFT_HOST}: {left}"
+    # and the host still works: its routing, firewall and resolver are back in service
+    assert _reaches(h, HOST_ADDR["dc-mail"])
+    assert re.search(r"hook input priority filter; policy drop;", h.check_output("nft list table inet dcops"))
