@@ -262,6 +262,7 @@ class FilterModule:
             "dcops_ifaddrs": ifaddrs,
             "dcops_static_routes": static_routes,
             "dcops_stale_files": stale_files,
+            "dcops_file_differs": file_differs,
         }
 
 
@@ -290,3 +291,11 @@ def stale_files(managed: Iterable[Mapping[str, Any]], rendered: Iterable[str], l
         if remote.get(str(f["dest"])) != want:
             stale.append(str(f["dest"]))
     return stale
+
+
+def file_differs(lines: Iterable[str], dest: str, text: str, mode: str, owner: str = "root", group: str = "root") -> bool:
+    """True when the probe's line for ``dest`` is missing or its checksum or attributes differ.
+
+    The one-file form of ``stale_files``, for a task's ``when:`` (loops, copies of content).
+    """
+    return bool(stale_files([{"dest": dest, "mode": mode, "owner": owner, "group": group}], [text], lines))

@@ -345,52 +345,73 @@ def test_single_path_cut_isolates_only_that_commune(converged: dict[str, Converg
 # ---------------------------------------------------------------------------- drift
 
 DRIFT_HOST = "khanh-hoa"
-# What an admin or a package upgrade might do by hand on one host, one change per role that
-# probes before it installs (what the probes must notice), with the check that it was undone.
+MAIL_HOST = "dc-mail"
+# What an admin or a package upgrade might do by hand, one change per role that probes before
+# it installs (what the probes must notice), with the check that it was undone: on a commune
+# host for what every host runs, and on the mail host for the mail role.
 DRIFTS = {
-    "baseline file content": ("echo '# drift' >> /etc/issue.net", "! grep -q '# drift' /etc/issue.net"),
-    "baseline file mode": (
-        "chmod 0644 /etc/sudoers.d/dcops-admins",
-        'test "$(stat -c %a /etc/sudoers.d/dcops-admins)" = 440',
-    ),
-    "baseline unused service": ("systemctl enable --now --quiet nginx.service", "! systemctl is-active --quiet nginx.service"),
-    "baseline running sysctl": (
-        "sysctl -qw net.ipv4.conf.all.accept_redirects=1",
-        'test "$(sysctl -n net.ipv4.conf.all.accept_redirects)" = 0',
-    ),
-    "firewall ruleset file": ("echo '# drift' >> /etc/nftables.conf", "! grep -q '# drift' /etc/nftables.conf"),
-    "datanet frr.conf": ("echo '! drift' >> /etc/frr/frr.conf", "! grep -q '! drift' /etc/frr/frr.conf"),
-    "monitoring collector timer": (
-        "systemctl disable --now --quiet dcops-textfile-collector.timer",
-        "systemctl is-active --quiet dcops-textfile-collector.timer"
-        " && systemctl is-enabled --quiet dcops-textfile-collector.timer",
-    ),
-    "dns resolv.conf symlink": (
-        "rm -f /etc/resolv.conf && ln -s /run/nowhere/resolv.conf /etc/resolv.conf",
-        "test -f /etc/resolv.conf && ! test -L /etc/resolv.conf",
-    ),
-    "mail trusted CA removed": (
-        "rm -f /usr/local/share/ca-certificates/dcops-internal-ca.crt",
-        "test -s /usr/local/share/ca-certificates/dcops-internal-ca.crt",
-    ),
+    DRIFT_HOST: {
+        "baseline file content": ("echo '# drift' >> /etc/issue.net", "! grep -q '# drift' /etc/issue.net"),
+        "baseline file mode": (
+            "chmod 0644 /etc/sudoers.d/dcops-admins",
+            'test "$(stat -c %a /etc/sudoers.d/dcops-admins)" = 440',
+        ),
+        "baseline unused service": (
+            "systemctl enable --now --quiet nginx.service",
+            "! systemctl is-active --quiet nginx.service",
+        ),
+        "baseline running sysctl": (
+            "sysctl -qw net.ipv4.conf.all.accept_redirects=1",
+            'test "$(sysctl -n net.ipv4.conf.all.accept_redirects)" = 0',
+        ),
+        "firewall ruleset file": ("echo '# drift' >> /etc/nftables.conf", "! grep -q '# drift' /etc/nftables.conf"),
+        "datanet frr.conf": ("echo '! drift' >> /etc/frr/frr.conf", "! grep -q '! drift' /etc/frr/frr.conf"),
+        "monitoring collector timer": (
+            "systemctl disable --now --quiet dcops-textfile-collector.timer",
+            "systemctl is-active --quiet dcops-textfile-collector.timer"
+            " && systemctl is-enabled --quiet dcops-textfile-collector.timer",
+        ),
+        "dns resolv.conf symlink": (
+            "rm -f /etc/resolv.conf && ln -s /run/nowhere/resolv.conf /etc/resolv.conf",
+            "test -f /etc/resolv.conf && ! test -L /etc/resolv.conf",
+        ),
+        "mail trusted CA removed": (
+            "rm -f /usr/local/share/ca-certificates/dcops-internal-ca.crt",
+            "test -s /usr/local/share/ca-certificates/dcops-internal-ca.crt",
+        ),
+    },
+    MAIL_HOST: {
+        "mail lookup table": (
+            "echo '# drift' >> /etc/postfix/dcops/virtual_aliases",
+            "! grep -q '# drift' /etc/postfix/dcops/virtual_aliases",
+        ),
+        "mail DKIM key mode": (
+            "chmod 0644 /etc/opendkim/keys/*.private",
+            "test -z \"$(find /etc/opendkim/keys -name '*.private' ! -perm 600)\"",
+        ),
+        "mail service stopped": ("systemctl stop opendkim.service", "systemctl is-active --quiet opendkim.service"),
+    },
 }
 
 
-def test_drift_on_one_host_is_repaired_there_only(converged: dict[str, ConvergeResult]) -> None:
-    """Re-running site.yml after hand changes on one host puts back every one of them, and
-    changes nothing on the other hosts (a probe that missed a drift would leave it in place)."""
+def test_drift_is_repaired_where_it_was_only(converged: dict[str, ConvergeResult]) -> None:
+    """Re-running site.yml after hand changes puts back every one of them, on the hosts that
+    drifted only (a probe that missed a drift would leave it in place)."""
     from dcops.converge import converge
 
-    h = host(DRIFT_HOST)
-    for name, (drift, undone) in DRIFTS.items():
-        h.run_expect([0], drift)
-        assert h.run(undone).rc != 0, f"drift '{name}' did not take"
+    for name, drifts in DRIFTS.items():
+        h = host(name)
+        for what, (drift, undone) in drifts.items():
+            h.run_expect([0], drift)
+            assert h.run(undone).rc != 0, f"drift '{what}' did not take on {name}"
     r = converge(DEFAULT_INVENTORY, quiet=True)
     assert r.ok, fail_text(r)
     changed = {n: s.changed for n, s in r.hosts.items() if s.changed}
-    assert set(changed) == {DRIFT_HOST}, f"changed on other hosts than {DRIFT_HOST}: {changed}"
-    left = [name for name, (_, undone) in DRIFTS.items() if h.run(undone).rc != 0]
-    assert not left, f"site.yml left these drifts on {DRIFT_HOST}: {left}"
-    # and the host still works: its routing, firewall and resolver are back in service
+    assert set(changed) == set(DRIFTS), f"changed on other hosts than {sorted(DRIFTS)}: {changed}"
+    left = [f"{n}: {what}" for n, drifts in DRIFTS.items() for what, (_, undone) in drifts.items() if host(n).run(undone).rc != 0]
+    assert not left, f"site.yml left these drifts: {left}"
+    # and the hosts still work: routing, firewall, resolver, mail
+    h = host(DRIFT_HOST)
     assert _reaches(h, HOST_ADDR["dc-mail"])
     assert re.search(r"hook input priority filter; policy drop;", h.check_output("nft list table inet dcops"))
+    assert host(MAIL_HOST).run("postfix status").rc == 0
