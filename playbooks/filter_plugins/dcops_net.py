@@ -19,8 +19,6 @@ DATACENTRE = "datacentre"
 UPLINK_TIER = "district"
 
 
-
-
 def _hosts(hostvars: Mapping[str, Any], groups: Mapping[str, list[str]]) -> dict[str, dict[str, Any]]:
     """Host name -> its plan variables.
 

@@ -128,8 +128,9 @@ def test_host_facts_from_every_host(monitored: dict[str, ConvergeResult]) -> Non
         return {r["metric"]["host"]: float(r["value"][1]) for r in query(f'{name}{{job="node"}}')}
 
     # the timer's first run comes within its random spread of the converge
-    wait_for(lambda: set(facts("dcops_host_textfile_last_run_timestamp_seconds")) == set(HOSTS), 120, 2)
+    assert wait_for(lambda: set(facts("dcops_host_textfile_last_run_timestamp_seconds")) == set(HOSTS), 120, 2)
     last = facts("dcops_host_textfile_last_run_timestamp_seconds")
+    assert set(last) == set(HOSTS), sorted(last)
     stale = {h: round(time.time() - t) for h, t in last.items() if time.time() - t > 180}
     assert not stale, f"collector older than 3 min (seconds): {stale}"
     assert facts("dcops_host_fail2ban_up") == dict.fromkeys(HOSTS, 1.0)
@@ -137,7 +138,7 @@ def test_host_facts_from_every_host(monitored: dict[str, ConvergeResult]) -> Non
     assert set(pending) == set(HOSTS) and all(v >= 0 for v in pending.values()), pending
     # the apt answer is cached beside the output, keyed on dpkg's state (no 2 s simulation a minute)
     cache = "/var/lib/prometheus/node-exporter/.dcops-apt-security"
-    wait_for(lambda: ssh(DRILL_HOST, "sudo", "test", "-s", cache).returncode == 0, 120, 2)
+    assert wait_for(lambda: ssh(DRILL_HOST, "sudo", "test", "-s", cache).returncode == 0, 120, 2), f"no {cache}"
     p = ssh(DRILL_HOST, "sudo", "cat", cache)
     assert p.returncode == 0 and "/var/lib/dpkg/status" in p.stdout, p.stdout + p.stderr
 

@@ -68,7 +68,7 @@ def _project(tmp: Path) -> Path:
 
 
 def _run(tmp: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    play = _project(tmp) if not (tmp / "play.yml").exists() else tmp / "play.yml"
+    play = _project(tmp)
     env = dict(os.environ)
     env.update(
         ANSIBLE_LOOKUP_PLUGINS=str(PLAYBOOKS / "lookup_plugins"),
