@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
 import subprocess
 import tempfile
 import time
@@ -30,11 +29,11 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from dcops import DEFAULT_INVENTORY, ROOT, lab_dir
+from dcops import DEFAULT_INVENTORY, ROOT
+from dcops.paths import ensure_lab_vault_password, lab_base
 
 PLAYBOOKS = ROOT / "playbooks"
 ANSIBLE_CFG = PLAYBOOKS / "ansible.cfg"
-VAULT_PASSWORD = "vault-password"
 
 #: Stock Ansible settings (the benchmark's baseline): only what reading the inventory needs.
 STOCK_CFG = """\
@@ -107,18 +106,6 @@ def _province(inventory_dir: Path) -> tuple[str, bool]:
     return inv.province.code, bool(inv.province.lab)
 
 
-def ensure_lab_vault_password(code: str) -> Path:
-    """The lab's own vault password (generated once, 0600, in the lab folder; never in the repo)."""
-    d = lab_dir(code)
-    d.mkdir(parents=True, exist_ok=True)
-    p = d / VAULT_PASSWORD
-    if not p.exists():
-        fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_urlsafe(32) + "\n")
-    return p
-
-
 def stock_config(path: Path | None = None) -> Path:
     """An ansible.cfg with stock settings (pipelining off, 5 forks, no fact cache)."""
     if path is None:
@@ -140,7 +127,7 @@ def ansible_env(
     env["ANSIBLE_NOCOLOR"] = "1"
     code, is_lab = _province(inv)
     if is_lab:
-        env.setdefault("DCOPS_LAB_DIR", str(lab_dir(code).parent))
+        env.setdefault("DCOPS_LAB_DIR", str(lab_base()))
         if not env.get("ANSIBLE_VAULT_PASSWORD_FILE"):
             env["ANSIBLE_VAULT_PASSWORD_FILE"] = str(ensure_lab_vault_password(code))
     return env

@@ -14,7 +14,8 @@ from rich.markup import escape
 from dcops.cli.common import InventoryOpt, JsonOpt, console, emit_json, err_console, fail, load_or_exit
 from dcops.cli.mail import check_zone
 from dcops.mail import dkim as dkim_mod
-from dcops.mail.vault import SecretsError, secrets_dir
+from dcops.mail.vault import SecretsError
+from dcops.paths import secrets_dir
 from dcops.render.dns import DnsError, access_networks, nameservers, province_zone
 from dcops.render.maildns import DMARC_POLICIES, MailDnsError
 

@@ -31,7 +31,8 @@ from dcops.mail.accounts import AccountError, Issued, Plan, Store
 from dcops.mail.csvimport import HEADER, local_part_problem, read_accounts_csv
 from dcops.mail.hashing import HashError, Scheme
 from dcops.mail.txn import locked
-from dcops.mail.vault import HashFile, SecretsError, Vault, hash_file, secrets_dir, vault_password_file
+from dcops.mail.vault import HashFile, SecretsError, Vault, hash_file, vault_password_file
+from dcops.paths import secrets_dir
 from dcops.render.maildns import DMARC_POLICIES, MailDnsError, assembled_zone, mail_dns
 
 app = typer.Typer(help="Mail of the agencies: mailboxes and their passwords, DKIM keys, DNS records.", no_args_is_help=True)

@@ -1,9 +1,6 @@
 """Where mail secrets live, the Ansible Vault password that guards them, and the hash files.
 
-Secrets folder (the same rule as the datanet role's WireGuard keys):
-``$DCOPS_SECRETS_DIR``; else, for a lab province, ``<lab dir>/secrets`` (``/var/lib/dcops/lab/<code>``,
-never in the repository, since the lab's vault password is generated per lab); else
-``<inventory>/secrets`` (committed, encrypted). The inventory loader never reads ``secrets/``.
+Secrets folder: :func:`dcops.paths.secrets_dir` (the rule every tool and role shares).
 
 Mail keeps there:
 
@@ -26,23 +23,14 @@ from typing import Any
 
 import yaml
 
-from dcops import lab_dir
 from dcops.inventory.model import Inventory
+from dcops.paths import ensure_lab_vault_password, secrets_dir
 
 VAULT_TAG = "!vault"
 
 
 class SecretsError(Exception):
     """Secrets that cannot be read or written; the message says what to do."""
-
-
-def secrets_dir(inv: Inventory) -> Path:
-    env = os.environ.get("DCOPS_SECRETS_DIR")
-    if env:
-        return Path(env)
-    if inv.province.lab:
-        return lab_dir(inv.province.code) / "secrets"
-    return Path(inv.source) / "secrets"
 
 
 def mail_dir(inv: Inventory) -> Path:
@@ -66,8 +54,6 @@ def vault_password_file(inv: Inventory, explicit: Path | None = None, *, create_
                 raise SecretsError(f"vault password file {p} does not exist")
             return p
     if inv.province.lab and create_for_lab:
-        from dcops.converge import ensure_lab_vault_password
-
         return ensure_lab_vault_password(inv.province.code)
     raise SecretsError(
         f"no vault password for province {inv.province.code!r}: pass --vault-password-file or set"
