@@ -204,19 +204,9 @@ def wg_endpoints(hostvars: Mapping[str, Any], groups: Mapping[str, list[str]]) -
     return sorted({str(leg[side]) for leg in legs for side in ("dc", "district") if leg[side]})
 
 
-def ifaddrs(lines: Iterable[str]) -> dict[str, str]:
-    """Address -> interface from probe lines ``addr <ipv4> <ifname>`` (``ip -4 -o addr`` output, reshaped)."""
-    out: dict[str, str] = {}
-    for line in lines:
-        parts = str(line).split()
-        if len(parts) == 3 and parts[0] == "addr":
-            out.setdefault(parts[1], parts[2].split("@")[0])
-    return out
-
-
 def ifname_of(address: str, facts: Mapping[str, Any]) -> str:
-    """The interface holding IPv4 ``address``: from an address -> name mapping (``dcops_ifaddrs``)
-    or from gathered facts ('' when none)."""
+    """The interface holding IPv4 ``address``: from an address -> name mapping (a dcops_probe's
+    ``ifaddrs``) or from gathered facts ('' when none)."""
     direct = facts.get(str(address))
     if isinstance(direct, str):
         return direct
@@ -257,43 +247,5 @@ class FilterModule:
             "dcops_wg_legs": wg_legs,
             "dcops_wg_endpoints": wg_endpoints,
             "dcops_ifname_of": ifname_of,
-            "dcops_ifaddrs": ifaddrs,
             "dcops_static_routes": static_routes,
-            "dcops_stale_files": stale_files,
-            "dcops_file_differs": file_differs,
         }
-
-
-def stale_files(managed: Iterable[Mapping[str, Any]], rendered: Iterable[str], lines: Iterable[str]) -> list[str]:
-    """Destinations whose remote content or attributes differ from what the role would install.
-
-    ``managed`` are {dest, mode, owner, group}; ``rendered`` the template outputs in the same
-    order; ``lines`` the probe's ``file <dest> <sha1> <mode> <owner> <group>`` lines. Lets a role
-    skip the two round trips of an unchanged template (stat, then file) with one probe.
-    """
-    import hashlib
-
-    remote: dict[str, list[str]] = {}
-    for line in lines:
-        parts = str(line).split()
-        if len(parts) == 6 and parts[0] == "file":
-            remote[parts[1]] = parts[2:]
-    stale = []
-    for f, text in zip(managed, rendered, strict=True):
-        want = [
-            hashlib.sha1(str(text).encode("utf-8")).hexdigest(),
-            f"{int(str(f['mode']), 8):o}",
-            str(f.get("owner", "root")),
-            str(f.get("group", "root")),
-        ]
-        if remote.get(str(f["dest"])) != want:
-            stale.append(str(f["dest"]))
-    return stale
-
-
-def file_differs(lines: Iterable[str], dest: str, text: str, mode: str, owner: str = "root", group: str = "root") -> bool:
-    """True when the probe's line for ``dest`` is missing or its checksum or attributes differ.
-
-    The one-file form of ``stale_files``, for a task's ``when:`` (loops, copies of content).
-    """
-    return bool(stale_files([{"dest": dest, "mode": mode, "owner": owner, "group": group}], [text], lines))

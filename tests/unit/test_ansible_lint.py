@@ -124,23 +124,3 @@ def test_firewall_rules_follow_the_flows() -> None:
     # imaps: from every site and the data centre's own LAN (flow: all-sites, datacentre), never the management network
     assert imaps["daddr"] == ["10.251.0.2/32"] and {"10.251.11.0/24", "10.251.0.0/24"} <= set(imaps["saddr"])
     assert not any(s.startswith("10.250.") for s in imaps["saddr"])
-
-
-def test_probe_comparison_of_files() -> None:
-    """What the probes' ``file <dest> <sha1> <mode> <owner> <group>`` lines are compared with."""
-    import hashlib
-
-    mod, _, _ = _plan()
-    text = "line\n"
-    sha = hashlib.sha1(text.encode()).hexdigest()
-    lines = [f"file /etc/a {sha} 640 root opendkim", "addr 10.0.0.1 lo"]
-    differs = mod.file_differs  # type: ignore[attr-defined]
-    assert not differs(lines, "/etc/a", text, "0640", "root", "opendkim")
-    assert differs(lines, "/etc/a", text + "x", "0640", "root", "opendkim")  # content
-    assert differs(lines, "/etc/a", text, "0644", "root", "opendkim")  # mode
-    assert differs(lines, "/etc/a", text, "0640", "root", "root")  # group
-    assert differs(lines, "/etc/b", text, "0640")  # absent on the host
-    stale = mod.stale_files(  # type: ignore[attr-defined]
-        [{"dest": "/etc/a", "mode": "0640", "group": "opendkim"}, {"dest": "/etc/b", "mode": "0644"}], [text, text], lines
-    )
-    assert stale == ["/etc/b"]
