@@ -19,7 +19,8 @@ from dcops.render.filesd import targets as filesd_targets
 
 #: Ports whose service speaks TLS from the first byte (probed with the ``tls`` module too).
 TLS_PORTS = frozenset({443, 465, 636, 993, 995, 5061, 8443})
-DEFAULT_PORTS = {"http": 80, "https": 443, "tls": 443, "dns": 53, "sip": 5060}
+#: The port of a target given without one, by prober (icmp takes none, tcp needs one).
+DEFAULT_PORTS = {"http": 80, "tls": 443, "dns": 53, "sip": 5060}
 
 
 @dataclass(frozen=True, order=True)

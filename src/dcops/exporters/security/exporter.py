@@ -19,6 +19,7 @@ from dcops.exporters.errors import ProbeFailure, classify
 from dcops.exporters.httpserver import CONTENT_TYPE_METRICS, Request, Response
 from dcops.exporters.probes import tcp, tls
 from dcops.exporters.probes.context import ProbeContext
+from dcops.exporters.probes.dispatch import PROBERS
 from dcops.exporters.probes.result import ProbeResult, Sample
 from dcops.exporters.security import ssh, starttls
 from dcops.exporters.stats import Stats
@@ -101,6 +102,7 @@ class SecurityExporter:
         self.registry = CollectorRegistry()
         self.stats = Stats(self.registry, ["tls", "ssh", "portscan", "maildns"], config.max_tracked_targets)
         self._sem: asyncio.Semaphore | None = None
+        self._scan_module = Module(prober="tcp", timeout=config.security.timeout)
 
     def describe(self) -> str:
         t = self.targets
@@ -158,7 +160,7 @@ class SecurityExporter:
         o = self.config.security
         mod = Module(prober="tls", timeout=o.timeout, tls=o.tls.model_copy(update={"server_name": e.name, "verify": False}))
 
-        async def run(_: float) -> list[Sample]:
+        async def run(budget: float) -> list[Sample]:
             ep = parse_target(e.target, "tls")
             addr = await self.ctx.resolve(ep.host)
             res = ProbeResult()
@@ -171,7 +173,7 @@ class SecurityExporter:
                 finally:
                     await tls.close(writer)
             else:
-                await tls.probe(self.ctx, addr, ep, mod, res)
+                await PROBERS["tls"](self.ctx, addr, ep, mod, budget, res)
             return [
                 Sample(
                     s.name.replace("probe_ssl_earliest_cert_expiry", "dcops_security_tls_cert_expiry_timestamp_seconds")
@@ -214,10 +216,10 @@ class SecurityExporter:
 
     # --- open ports vs flows -------------------------------------------------------------
     async def _scan(self, s: PortScan, deadline: float) -> list[Sample]:
-        async def run(_: float) -> list[Sample]:
+        async def run(budget: float) -> list[Sample]:
             addr = await self.ctx.resolve(s.address)
             ports = sorted(set(self.config.security.scan_ports) | s.allowed)
-            opened = await asyncio.gather(*(_connect_ok(addr, p) for p in ports))
+            opened = await asyncio.gather(*(self._port_open(addr, p, budget) for p in ports))
             out = []
             unexpected = 0
             for p, is_open in zip(ports, opened, strict=True):
@@ -234,6 +236,13 @@ class SecurityExporter:
         samples, reason = await self._bounded("portscan", s.host, deadline, run)
         return [_g("dcops_security_port_scan_success", "1 if the port scan completed.", reason is None, host=s.host),
                 *samples]
+
+    async def _port_open(self, address: str, port: int, budget: float) -> bool:
+        try:
+            await PROBERS["tcp"](self.ctx, address, Endpoint(address, port), self._scan_module, budget, ProbeResult())
+        except OSError:
+            return False
+        return True
 
     # --- mail DNS ------------------------------------------------------------------------
     async def _mail(self, m: MailDomain, deadline: float) -> list[Sample]:
@@ -283,12 +292,3 @@ class SecurityExporter:
         samples, reason = await self._bounded("maildns", m.domain, deadline, run)
         return [_g("dcops_security_mail_dns_success", "1 if the mail DNS records could be queried.", reason is None,
                    domain=m.domain), *samples]
-
-
-async def _connect_ok(address: str, port: int) -> bool:
-    try:
-        sock = await tcp.connect(address, port)
-    except OSError:
-        return False
-    sock.close()
-    return True
