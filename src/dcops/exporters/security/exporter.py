@@ -17,6 +17,7 @@ from dcops.exporters.config import ExporterConfig, Module
 from dcops.exporters.connectivity import scrape_budget
 from dcops.exporters.errors import ProbeFailure, classify
 from dcops.exporters.httpserver import CONTENT_TYPE_METRICS, Request, Response
+from dcops.exporters.probejobs import TLS_PORTS
 from dcops.exporters.probes import tcp, tls
 from dcops.exporters.probes.context import ProbeContext
 from dcops.exporters.probes.dispatch import PROBERS
@@ -62,7 +63,6 @@ class SecurityTargets:
 def from_inventory(inv: Inventory, cfg: ExporterConfig) -> SecurityTargets:
     o = cfg.security
     out = SecurityTargets()
-    tls_ports = {443, 465, 636, 993, 995, 5061, 8443}
     hosted: dict[str, set[int]] = {}
     for svc in inv.services:
         addr = inv.service_address(svc)
@@ -72,7 +72,7 @@ def from_inventory(inv: Inventory, cfg: ExporterConfig) -> SecurityTargets:
             continue
         name = svc.url.split("://", 1)[1].split("/", 1)[0].split(":")[0] if svc.url else str(addr)
         for p in svc.ports:
-            if p.proto is Proto.TCP and p.port in tls_ports:
+            if p.proto is Proto.TCP and p.port in TLS_PORTS:
                 out.tls.append(TlsEndpoint(f"{addr}:{p.port}", name))
             elif p.proto is Proto.TCP and p.port in o.starttls_ports and svc.type.value == "mail":
                 out.tls.append(TlsEndpoint(f"{addr}:{p.port}", name, "smtp"))
