@@ -1,4 +1,4 @@
-"""Facts the exporters keep in one table each: the probers by name, the probe jobs.
+"""Facts the exporters keep in one table each: the probers by name, the probe jobs (and their docs).
 
 The sweep's targets and the Prometheus probe jobs both come from
 :data:`dcops.exporters.probejobs.PROBE_JOBS`; here the rendered Prometheus config is read
@@ -17,12 +17,12 @@ from typing import Any, get_args
 import pytest
 
 from dcops.exporters.config import ProberName, default_modules
-from dcops.exporters.probejobs import PROBE_JOBS
+from dcops.exporters.probejobs import PROBE_JOBS, TLS_PORTS
 from dcops.exporters.probes.dispatch import PROBERS
 from dcops.exporters.targets import DEFAULT_PORTS, inventory_targets
 from dcops.inventory import load_inventory
 from dcops.render.filesd import targets as filesd_targets
-from tests.conftest import LAB, YENBAI
+from tests.conftest import LAB, ROOT, YENBAI
 from tests.exporters.helpers import rendered_prometheus
 
 
@@ -95,3 +95,11 @@ def test_prometheus_probes_what_the_sweep_probes(inventory: Path, exporters: int
     assert {len(jobs) for jobs in probes.values()} == {1}
     # the union of what the file_sd tables ask for: tls beside tcp on TLS ports, sip on the service's port
     assert {m for _, m in sweep} == {"icmp", "tcp", "tls", "dns", "sip_udp"} | ({"http"} if inventory == YENBAI else set())
+
+
+def test_metrics_doc_lists_the_probe_jobs() -> None:
+    doc = (ROOT / "docs" / "metrics.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `(\w+\.json)` \| (.+?) \| `(\w+)` \| `([\w-]+)` \|$", doc, re.M)
+    assert {(f, m, j) for f, _, m, j in rows} == {(j.file, j.module, j.name) for j in PROBE_JOBS}
+    tls_row = next(keep for _, keep, m, _ in rows if m == "tls")
+    assert sorted(int(p) for p in re.findall(r"\b\d{3,4}\b", tls_row)) == sorted(TLS_PORTS)

@@ -46,6 +46,7 @@ class PortScan:
 class MailDomain:
     domain: str
     mail_address: str  # the address SPF must authorise
+    dkim_selector: str | None  # where its DKIM key is published (security.dkim_selectors); None: no key
 
 
 @dataclass
@@ -81,7 +82,7 @@ def from_inventory(inv: Inventory, cfg: ExporterConfig) -> SecurityTargets:
         out.scans.append(PortScan(h.name, str(h.address), frozenset(hosted.get(h.name, set()) | {o.ssh_port})))
     mail_addr = next((inv.service_address(s) for s in inv.services if s.type.value == "mail"), None)
     if mail_addr is not None:
-        out.mail = [MailDomain(a.domain, str(mail_addr)) for a in inv.agencies]
+        out.mail = [MailDomain(a.domain, str(mail_addr), o.dkim_selectors.get(a.domain)) for a in inv.agencies]
     dns_svc = next((s for s in inv.services if s.type.value == "dns"), None)
     dns_addr = inv.service_address(dns_svc) if dns_svc else None
     out.dns_server = o.dns_server or (str(dns_addr) if dns_addr else None)
@@ -265,13 +266,13 @@ class SecurityExporter:
         async def run(budget: float) -> list[Sample]:
             if server is None:
                 raise ProbeFailure("error", "no DNS server: set security.dns_server")
-            sel = self.config.security.dkim_selector
-            spf_l, dmarc_l, dkim_l = await asyncio.gather(
-                txt(m.domain, budget), txt(f"_dmarc.{m.domain}", budget), txt(f"{sel}._domainkey.{m.domain}", budget)
-            )
-            spf = [t for t in spf_l if t.lower().startswith("v=spf1")]
-            dmarc = [t for t in dmarc_l if t.lower().startswith("v=dmarc1")]
-            dkim = [t for t in dkim_l if "p=" in t and (t.lower().startswith("v=dkim1") or "k=" in t)]
+            names = {"spf": m.domain, "dmarc": f"_dmarc.{m.domain}"}
+            if m.dkim_selector is not None:  # else not published: nothing to query (no guessed name)
+                names["dkim"] = f"{m.dkim_selector}._domainkey.{m.domain}"
+            answers = dict(zip(names, await asyncio.gather(*(txt(n, budget) for n in names.values())), strict=True))
+            spf = [t for t in answers["spf"] if t.lower().startswith("v=spf1")]
+            dmarc = [t for t in answers["dmarc"] if t.lower().startswith("v=dmarc1")]
+            dkim = [t for t in answers.get("dkim", []) if "p=" in t and (t.lower().startswith("v=dkim1") or "k=" in t)]
             spf_ok = len(spf) == 1 and (f"ip4:{m.mail_address}" in spf[0].split() or " mx" in f" {spf[0]}") and (
                 spf[0].rstrip().endswith(("-all", "~all"))
             )
@@ -281,6 +282,8 @@ class SecurityExporter:
             dkim_ok = len(dkim) == 1 and "p=;" not in dkim[0].replace(" ", "") + ";"
             out = []
             for rec, present, ok in (("spf", spf, spf_ok), ("dmarc", dmarc, dmarc_ok), ("dkim", dkim, dkim_ok)):
+                if rec not in names:
+                    continue
                 out.append(_g("dcops_security_mail_dns_record_present", "1 if the mail DNS record exists.",
                               bool(present), domain=m.domain, record=rec))
                 out.append(_g("dcops_security_mail_dns_record_valid",
@@ -290,5 +293,11 @@ class SecurityExporter:
             return out
 
         samples, reason = await self._bounded("maildns", m.domain, deadline, run)
+        published = [_g("dcops_security_mail_dkim_key_published",
+                        "1 if the exporter's config names the selector of the domain's DKIM key (0: no key published).",
+                        m.dkim_selector is not None, domain=m.domain)]
+        if m.dkim_selector is not None:
+            published.append(_g("dcops_security_mail_dkim_selector_info", "The DKIM selector checked (value 1).",
+                                1, domain=m.domain, selector=m.dkim_selector))
         return [_g("dcops_security_mail_dns_success", "1 if the mail DNS records could be queried.", reason is None,
-                   domain=m.domain), *samples]
+                   domain=m.domain), *published, *samples]
