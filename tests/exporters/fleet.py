@@ -21,6 +21,7 @@ from typing import Any
 
 import dns.message
 import dns.rcode
+import dns.rdatatype
 import dns.rrset
 
 from tests.exporters.certs import Pair, TestCA
@@ -58,16 +59,33 @@ def _sip_response(request: bytes, code: int = 200, reason: str = "OK") -> bytes:
     return (f"SIP/2.0 {code} {reason}\r\n" + "\r\n".join(keep) + "\r\nContent-Length: 0\r\n\r\n").encode()
 
 
+#: The mail DNS the fleet publishes (TXT): a good domain and a weak one, and inventory/lab's
+#: stttt.lab.test shaped as `dcops mail dns` writes it, with its DKIM key under the selector
+#: ``s1`` (the first key `dcops mail dkim-keys` makes). Other names are NXDOMAIN.
+MAIL_TXT = {
+    "good.test.": "v=spf1 ip4:127.0.0.2 -all",
+    "_dmarc.good.test.": "v=DMARC1; p=reject; rua=mailto:dmarc@good.test",
+    "s1._domainkey.good.test.": "v=DKIM1; k=rsa; p=MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQ",
+    "weak.test.": "v=spf1 ip4:192.0.2.1 ~all",  # does not authorise the mail server
+    "_dmarc.weak.test.": "v=DMARC1; p=none",
+    "stttt.lab.test.": "v=spf1 ip4:10.251.0.2 mx -all",
+    "_dmarc.stttt.lab.test.": "v=DMARC1; p=quarantine; sp=quarantine; adkim=s; aspf=s; rua=mailto:postmaster@stttt.lab.test",
+    "s1._domainkey.stttt.lab.test.": "v=DKIM1; k=rsa; p=MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQDivaRwQ05Y0B0bQWb7X6Kc",
+}
+
+
 def dns_answer(wire: bytes) -> bytes:
     q = dns.message.from_wire(wire)
     r = dns.message.make_response(q)
     qn = q.question[0]
-    if qn.name.to_text() == "ok.test." and qn.rdtype == 1:
+    name = qn.name.to_text()
+    if name == "ok.test." and qn.rdtype == dns.rdatatype.A:
         r.answer.append(dns.rrset.from_text("ok.test.", 60, "IN", "A", "127.0.0.9"))
-    elif qn.name.to_text() == "fail.test.":
+    elif name == "fail.test.":
         r.set_rcode(dns.rcode.SERVFAIL)
-    elif qn.name.to_text() in ("lab.test.", "stttt.lab.test.", "_dmarc.stttt.lab.test.", "dcops._domainkey.stttt.lab.test."):
-        pass  # filled by the security tests' responder
+    elif name in MAIL_TXT:
+        if qn.rdtype == dns.rdatatype.TXT:
+            r.answer.append(dns.rrset.from_text(name, 60, "IN", "TXT", '"' + MAIL_TXT[name] + '"'))
     else:
         r.set_rcode(dns.rcode.NXDOMAIN)
     return r.to_wire()

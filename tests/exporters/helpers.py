@@ -9,11 +9,13 @@ from typing import Any
 
 import yaml
 
-from dcops.exporters import exposition
+from dcops.exporters import exposition, promconfig
 from dcops.exporters.config import ExporterConfig, load_config
 from dcops.exporters.probes.result import ProbeResult
 from dcops.exporters.runner import Runner
 from dcops.exporters.targets import Target
+from dcops.inventory.model import Inventory
+from dcops.render.filesd import file_sd
 from tests.exporters.conftest import Samples, parse
 from tests.exporters.fleet import Fleet
 
@@ -61,3 +63,12 @@ def without_duration(s: Samples) -> Samples:
 
 def S(name: str, value: float, **labels: str) -> tuple[tuple[str, frozenset[tuple[str, str]]], float]:
     return (name, frozenset(labels.items())), value
+
+
+def rendered_prometheus(inv: Inventory, d: Path, exporters: list[str]) -> dict[str, Any]:
+    """The file_sd files of ``inv`` written to ``d/file_sd`` and the Prometheus config over them."""
+    filesd = d / "file_sd"
+    filesd.mkdir(parents=True, exist_ok=True)
+    for name, text in file_sd(inv).items():
+        (filesd / name).write_text(text)
+    return promconfig.render(filesd, exporters)

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from tests.conftest import VENV_BIN
+from tests.exporters.fleet import free_port
 
 
 def dcops() -> str:
@@ -33,14 +34,33 @@ def exporter(*args: str, kind: str = "connectivity") -> Iterator[str]:
         assert m, f"exporter did not start: {line}{p.stderr.read() if p.poll() is not None else ''}"
         yield m.group(1)
     finally:
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(5)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+        kill_pid(p)
         if p.stderr:
             p.stderr.close()
+
+
+@contextlib.contextmanager
+def prometheus(binary: str, config: Path, data: Path) -> Iterator[str]:
+    """Run Prometheus with ``config`` on a free loopback port until it is ready; yields its base URL."""
+    port = free_port("127.0.0.1")
+    with open(data.parent / "prometheus.log", "w") as log:
+        p = subprocess.Popen(
+            [binary, f"--config.file={config}", f"--storage.tsdb.path={data}",
+             f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
+            stdout=subprocess.DEVNULL, stderr=log,
+        )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                if get(f"{base}/-/ready", timeout=1)[0] == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.1)
+        yield base
+    finally:
+        kill_pid(p)
 
 
 def get(url: str, timeout: float = 15, headers: dict[str, str] | None = None) -> tuple[int, bytes, float]:

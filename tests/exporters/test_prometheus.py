@@ -1,4 +1,5 @@
-"""A real Prometheus (the Debian package) scraping two sharded exporters with the lab's file_sd.
+"""A real Prometheus (the Debian package) scraping two sharded exporters with the lab's file_sd,
+and reading the full rendered config of the lab and of Yên Bái (without scraping anything).
 
 Every site gateway of inventory/lab is mapped (exporter ``address_map``) to its own loopback
 address, one of them to the blackholed 127.0.0.66; ``allowed_networks: [127.0.0.0/8]`` makes
@@ -14,17 +15,20 @@ import time
 import urllib.parse
 from collections.abc import Iterator
 from contextlib import ExitStack
+from pathlib import Path
 
 import pytest
 import yaml
 
 from dcops.exporters import promconfig
+from dcops.exporters.targets import inventory_targets
 from dcops.inventory import load_inventory
 from dcops.render.filesd import file_sd, site_labels
-from tests.conftest import LAB
+from tests.conftest import LAB, YENBAI
 from tests.exporters.conftest import parse
 from tests.exporters.fleet import BLACKHOLE, free_port
-from tests.exporters.procs import exporter, get, kill_pid
+from tests.exporters.helpers import rendered_prometheus
+from tests.exporters.procs import exporter, get, prometheus
 
 PROMETHEUS = shutil.which("prometheus")
 pytestmark = pytest.mark.skipif(PROMETHEUS is None, reason="prometheus not installed")
@@ -63,21 +67,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, blackhole: str) -> Iterator[
         (d / "prometheus.yml").write_text(promconfig.dump(prom_cfg))
         chk = subprocess.run(["promtool", "check", "config", str(d / "prometheus.yml")], capture_output=True, text=True)
         assert chk.returncode == 0, chk.stdout + chk.stderr
-        port = free_port("127.0.0.1")
-        p = subprocess.Popen(
-            [str(PROMETHEUS), f"--config.file={d / 'prometheus.yml'}", f"--storage.tsdb.path={d / 'data'}",
-             f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
-            stdout=subprocess.DEVNULL, stderr=open(d / "prometheus.log", "w"),  # noqa: SIM115
-        )
-        stack.callback(kill_pid, p)
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(100):
-            try:
-                if get(f"{base}/-/ready", timeout=1)[0] == 200:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.1)
+        base = stack.enter_context(prometheus(str(PROMETHEUS), d / "prometheus.yml", d / "data"))
         # wait for two scrapes of every target
         for _ in range(60):
             if len(query(base, "count_over_time(probe_success[1m]) >= 2")) == len(inv.sites):
@@ -112,6 +102,34 @@ def test_hashmod_sharding_each_target_probed_by_exactly_one(stack: tuple[str, li
                 probed_by.setdefault(dict(labels)["target"], []).append(i)
     assert {t: len(v) for t, v in probed_by.items()} == {str(inv.gateway_of(s)): 1 for s in inv.sites}
     assert {tuple(v) for v in probed_by.values()} == {(0,), (1,)}  # both shards have work
+
+
+@pytest.mark.parametrize("inventory", [LAB, YENBAI], ids=["lab", "yenbai"])
+def test_rendered_config_makes_prometheus_probe_what_the_sweep_probes(inventory: Path, tmp_path: Path) -> None:
+    """Prometheus' own relabelling of the full rendered config: its active /probe targets are the sweep's
+    (target, module) pairs, each on exactly one shard. The exporters' addresses are closed loopback
+    ports: Prometheus contacts nothing else, and nothing is probed."""
+    inv = load_inventory(inventory)
+    exporters = [f"127.0.0.1:{free_port('127.0.0.1')}" for _ in range(2)]
+    cfg = rendered_prometheus(inv, tmp_path, exporters)
+    (tmp_path / "prometheus.yml").write_text(promconfig.dump(cfg))
+    sweep = {(t.target, t.module) for t in inventory_targets(inv)}
+    with prometheus(str(PROMETHEUS), tmp_path / "prometheus.yml", tmp_path / "data") as base:
+        for _ in range(100):
+            _, body, _ = get(f"{base}/api/v1/targets?state=active")
+            active = [t for t in json.loads(body)["data"]["activeTargets"] if t["scrapePool"] != "dcops-exporter"]
+            if len(active) >= len(sweep):
+                break
+            time.sleep(0.1)
+    got: dict[tuple[str, str], set[str]] = {}
+    for t in active:
+        url = urllib.parse.urlsplit(t["scrapeUrl"])
+        assert f"{url.hostname}:{url.port}" in exporters and url.path == "/probe"
+        q = urllib.parse.parse_qs(url.query)
+        got.setdefault((q["target"][0], q["module"][0]), set()).add(t["scrapePool"])
+        assert t["labels"]["module"] == q["module"][0] and t["labels"]["instance"] == q["target"][0]
+    assert set(got) == sweep
+    assert {len(pools) for pools in got.values()} == {1}  # one job, one shard (a shared target once per service)
 
 
 # The lab drill (a real Prometheus on the lab's monitoring host, host-stop of a commune router):

@@ -12,17 +12,25 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import dns.message
-import dns.rrset
 import pytest
 
-from dcops.exporters.security.exporter import MailDomain, PortScan, SecurityExporter, SecurityTargets, TlsEndpoint
+from dcops.exporters.security.exporter import (
+    MailDomain,
+    PortScan,
+    SecurityExporter,
+    SecurityTargets,
+    TlsEndpoint,
+    from_inventory,
+)
+from dcops.inventory import load_inventory
+from tests.conftest import LAB
 from tests.exporters.conftest import Samples, parse
 from tests.exporters.fleet import BAD, GOOD, Fleet, LoopThread, free_port
 from tests.exporters.helpers import S, make_config
 from tests.exporters.procs import kill_pid, promtool_check_metrics
 
 SSHD = "/usr/sbin/sshd"
+SECURITY = {"timeout": 2, "scan_ports": [22, 25, 80]}
 
 
 @pytest.fixture(scope="module")
@@ -61,33 +69,13 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
             kill_pid(p)
 
 
-def _txt(name: str, text: str) -> dns.rrset.RRset:
-    return dns.rrset.from_text(name, 60, "IN", "TXT", '"' + text + '"')
-
-
-def mail_dns(wire: bytes) -> bytes:
-    q = dns.message.from_wire(wire)
-    r = dns.message.make_response(q)
-    n = q.question[0].name.to_text()
-    records = {
-        "good.test.": "v=spf1 ip4:127.0.0.2 -all",
-        "_dmarc.good.test.": "v=DMARC1; p=reject; rua=mailto:dmarc@good.test",
-        "dcops._domainkey.good.test.": "v=DKIM1; k=rsa; p=MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQ",
-        "weak.test.": "v=spf1 ip4:192.0.2.1 ~all",  # does not authorise the mail server
-        "_dmarc.weak.test.": "v=DMARC1; p=none",
-    }
-    if n in records:
-        r.answer.append(_txt(n, records[n]))
-    return r.to_wire()
-
-
 @pytest.fixture(scope="module")
 def servers(fleet: Fleet) -> Iterator[dict[str, str]]:
     lt = LoopThread()
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(fleet.certs["valid"].cert, fleet.certs["valid"].key)
     out: dict[str, str] = {}
-    holders: list[asyncio.AbstractServer | asyncio.BaseTransport] = []
+    holders: list[asyncio.AbstractServer] = []
 
     async def smtp(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
         w.write(b"220 mail ESMTP\r\n")
@@ -104,11 +92,6 @@ def servers(fleet: Fleet) -> Iterator[dict[str, str]]:
         srv = await asyncio.start_server(smtp, GOOD, 0)
         holders.append(srv)
         out["smtp"] = f"{GOOD}:{srv.sockets[0].getsockname()[1]}"
-        from tests.exporters.fleet import _Udp
-
-        tr, _ = await asyncio.get_running_loop().create_datagram_endpoint(lambda: _Udp(mail_dns), local_addr=(GOOD, 0))
-        holders.append(tr)
-        out["dns"] = f"{GOOD}:{tr.get_extra_info('sockname')[1]}"
 
     async def stop() -> None:
         for h in holders:
@@ -123,7 +106,7 @@ def servers(fleet: Fleet) -> Iterator[dict[str, str]]:
 
 
 def scrape(fleet: Fleet, tmp: Path, targets: SecurityTargets) -> tuple[bytes, Samples]:
-    cfg = make_config(fleet, tmp, security={"timeout": 2, "scan_ports": [22, 25, 80], "tls": {"ca_file": str(fleet.ca.ca_file)}})
+    cfg = make_config(fleet, tmp, security=SECURITY | {"tls": {"ca_file": str(fleet.ca.ca_file)}})
 
     async def go() -> bytes:
         ex = SecurityExporter(cfg, targets)
@@ -193,8 +176,9 @@ def test_open_ports_against_flows(fleet: Fleet, tmp_path: Path) -> None:
     ])
 
 
-def test_mail_dns_records(fleet: Fleet, tmp_path: Path, servers: dict[str, str]) -> None:
-    ts = SecurityTargets(mail=[MailDomain("good.test", GOOD), MailDomain("weak.test", GOOD)], dns_server=servers["dns"])
+def test_mail_dns_records(fleet: Fleet, tmp_path: Path) -> None:
+    ts = SecurityTargets(mail=[MailDomain("good.test", GOOD, "s1"), MailDomain("weak.test", GOOD, "s1")],
+                         dns_server=fleet.addr["dns"])
     _, s = scrape(fleet, tmp_path, ts)
     got = {(dict(lab)["domain"], dict(lab)["record"], n.rsplit("_", 1)[1]): v for (n, lab), v in s.items()
            if n.startswith("dcops_security_mail_dns_record")}
@@ -206,6 +190,38 @@ def test_mail_dns_records(fleet: Fleet, tmp_path: Path, servers: dict[str, str])
         ("weak.test", "dmarc", "present"): 1, ("weak.test", "dmarc", "valid"): 0,
         ("weak.test", "dkim", "present"): 0, ("weak.test", "dkim", "valid"): 0,
     }
+
+
+def dkim_samples(s: Samples) -> dict[tuple[str, str], float]:
+    """(metric without its prefix, domain[/selector]) → value, for the DKIM series of a scrape."""
+    out = {}
+    for (n, lab), v in s.items():
+        labels = dict(lab)
+        if n.startswith("dcops_security_mail_dkim_") or (n.startswith("dcops_security_mail_dns_record_")
+                                                         and labels["record"] == "dkim"):
+            key = labels["domain"] + (f"/{labels['selector']}" if "selector" in labels else "")
+            out[(n.removeprefix("dcops_security_mail_"), key)] = v
+    return out
+
+
+@pytest.mark.parametrize(("selector", "ok"), [("s1", 1), ("s2", 0)])
+def test_dkim_checked_under_the_selector_the_key_is_published_under(fleet: Fleet, tmp_path: Path, selector: str,
+                                                                     ok: int) -> None:
+    """inventory/lab's mail domains, the exporter's config naming stttt.lab.test's selector (the fleet
+    publishes its key under s1) and none for the other two (no key published: not queried)."""
+    dom = "stttt.lab.test"
+    cfg = make_config(fleet, tmp_path, security=SECURITY | {"dkim_selectors": {dom: selector}})
+    mail = from_inventory(load_inventory(LAB), cfg).mail
+    assert {m.domain: m.dkim_selector for m in mail} == {dom: selector, "lucyen.lab.test": None, "vanyen.lab.test": None}
+    _, s = scrape(fleet, tmp_path, SecurityTargets(mail=mail, dns_server=fleet.addr["dns"]))
+    assert dkim_samples(s) == {
+        ("dkim_key_published", dom): 1, ("dkim_selector_info", f"{dom}/{selector}"): 1,
+        ("dns_record_present", dom): ok, ("dns_record_valid", dom): ok,
+        ("dkim_key_published", "lucyen.lab.test"): 0, ("dkim_key_published", "vanyen.lab.test"): 0,
+    }
+    assert s[("dcops_security_mail_dns_record_valid", frozenset({("domain", dom), ("record", "spf")}))] == 1
+    for d in ("lucyen.lab.test", "vanyen.lab.test"):  # queried for SPF and DMARC still
+        assert s[("dcops_security_mail_dns_success", frozenset({("domain", d)}))] == 1
 
 
 def test_security_check_on_inventory() -> None:

@@ -19,7 +19,6 @@ import http.client
 import os
 import re
 import resource
-import signal
 import statistics
 import subprocess
 import sys
@@ -30,6 +29,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))  # run as a script: tests.* from the repository
+
+from tests.exporters.procs import kill_pid  # noqa: E402
+
 DCOPS = ROOT / ".venv" / "bin" / "dcops"
 BLACKBOX = "/usr/bin/prometheus-blackbox-exporter"
 CLK = os.sysconf("SC_CLK_TCK")
@@ -61,16 +64,6 @@ def peak_rss_mb(pid: int) -> float:
     return int(m.group(1)) / 1024 if m else 0.0
 
 
-def stop(p: subprocess.Popen[bytes]) -> None:
-    if p.poll() is None:
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(5)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-
-
 @contextlib.contextmanager
 def started(cmd: list[str], ready: str, **kw: object) -> Iterator[subprocess.Popen[bytes]]:
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kw)  # type: ignore[call-overload]
@@ -85,7 +78,7 @@ def started(cmd: list[str], ready: str, **kw: object) -> Iterator[subprocess.Pop
             buf += line
         yield p
     finally:
-        stop(p)
+        kill_pid(p)
 
 
 @contextlib.contextmanager

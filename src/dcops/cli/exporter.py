@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
-from dcops.cli.common import InventoryOpt, console, emit_json, err_console, fail, load_or_exit
+from dcops.cli.common import InventoryOpt, JsonOpt, console, emit_json, err_console, fail, load_or_exit
 from dcops.exporters import promconfig
-from dcops.exporters.config import ExporterConfig, load_config
+from dcops.exporters.config import ExporterConfig, load_config, read_raw
 from dcops.exporters.errors import ConfigError
 from dcops.exporters.targets import Target, check_targets, inventory_targets, load_target_list
+from dcops.fsio import atomic_write
 from dcops.render.filesd import file_sd
+
+if TYPE_CHECKING:
+    from dcops.exporters.serving import Exporter
 
 app = typer.Typer(help="Prometheus exporters: connectivity (probes) and security posture.", no_args_is_help=True)
 
@@ -55,17 +60,20 @@ def _targets(inventory: Path | None, targets_file: Path | None) -> tuple[list[Ta
     return inventory_targets(inv), smoke, inv.source
 
 
+def _serve(exporter: Exporter, listen: str) -> None:
+    from dcops.exporters.serving import run
+
+    try:
+        run(exporter, listen)
+    except ValueError as e:
+        fail(str(e))
+
+
 @app.command()
-def connectivity(
-    inventory: InventoryOpt = None,  # type: ignore[assignment]
-    listen: ListenOpt = "127.0.0.1:9115",
-    config: ConfigOpt = None,
-    targets: TargetsOpt = None,
-    check: CheckOpt = False,
-) -> None:
+def connectivity(inventory: InventoryOpt = None, listen: ListenOpt = "127.0.0.1:9115",  # type: ignore[assignment]
+                 config: ConfigOpt = None, targets: TargetsOpt = None, check: CheckOpt = False) -> None:
     """Serve /probe?target=&module= (multi-target), /sweep (every inventory target) and /metrics."""
     from dcops.exporters.connectivity import ConnectivityExporter
-    from dcops.exporters.serving import run
 
     cfg = _config_or_exit(config)
     ts, smoke, source = _targets(inventory, targets)
@@ -78,10 +86,7 @@ def connectivity(
     if check:
         console.print(f"config ok: {len(cfg.modules)} modules, {len(ts)} sweep targets, {len(smoke)} continuous ICMP targets")
         return
-    try:
-        run(ConnectivityExporter(cfg, ts, smoke), listen)
-    except ValueError as e:
-        fail(str(e))
+    _serve(ConnectivityExporter(cfg, ts, smoke), listen)
 
 
 @app.command("targets")
@@ -122,23 +127,54 @@ def prometheus_config(
 
 
 @app.command()
-def security(
-    inventory: InventoryOpt = None,  # type: ignore[assignment]
-    listen: ListenOpt = "127.0.0.1:9116",
-    config: ConfigOpt = None,
-    check: CheckOpt = False,
-) -> None:
+def security(inventory: InventoryOpt = None, listen: ListenOpt = "127.0.0.1:9116",  # type: ignore[assignment]
+             config: ConfigOpt = None, check: CheckOpt = False) -> None:
     """Serve /metrics: TLS certificates (incl. STARTTLS), SSH posture, open ports vs flows, mail DNS records."""
     from dcops.exporters.security.exporter import SecurityExporter, from_inventory
-    from dcops.exporters.serving import run
 
     cfg = _config_or_exit(config)
     inv = load_or_exit(inventory).inventory
     ts = from_inventory(inv, cfg)
     if check:
-        console.print(f"config ok: {ts.count()} checks")
+        unknown = sorted(m.domain for m in ts.mail if m.dkim_selector is None)
+        note = f"; no DKIM selector (reported as no key published) for: {', '.join(unknown)}" if unknown else ""
+        console.print(f"config ok: {ts.count()} checks{note}", highlight=False, soft_wrap=True)
         return
+    _serve(SecurityExporter(cfg, ts), listen)
+
+
+@app.command("config")
+def exporter_config(
+    inventory: InventoryOpt = None,  # type: ignore[assignment]
+    base: Annotated[
+        Path | None, typer.Option("--base", help="Exporter config (YAML) to start from (concurrency, allowed_networks, ...).")
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the config here (mode 0644) instead of stdout.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Render the exporters' config on the controller: --base with security.dkim_selectors set from the
+    DKIM key files (the selector each domain's key is published under; no vault password needed).
+
+    Check the result with `dcops exporter connectivity --check --config FILE` (and `security --check`)."""
+    from dcops.exporters import controller
+    from dcops.mail.vault import SecretsError
+
+    loaded = load_or_exit(inventory)
     try:
-        run(SecurityExporter(cfg, ts), listen)
-    except ValueError as e:
-        fail(str(e))
+        raw = read_raw(base) if base is not None else {}
+        cfg = controller.exporter_config(loaded.inventory, raw, source=str(base) if base else "(rendered config)")
+    except ConfigError as e:
+        _config_fail(e)
+    except SecretsError as e:
+        fail(str(e), 2)
+    missing = controller.without_dkim_key(loaded.inventory, cfg)
+    if missing:
+        err_console.print(f"warning: no DKIM key (run `dcops mail dkim-keys`) for: {', '.join(missing)}; the security "
+                          "exporter reports them with dcops_security_mail_dkim_key_published 0", highlight=False, soft_wrap=True)
+    text = controller.dump(cfg, loaded.inventory.source, as_json=as_json)
+    if out is None:
+        sys.stdout.write(text)
+        return
+    atomic_write(out, text, 0o644, only_if_changed=True)
+    n = len(cfg["security"]["dkim_selectors"])
+    err_console.print(f"wrote {out}: DKIM selectors of {n} mail domain{'s' if n != 1 else ''}", highlight=False, soft_wrap=True)

@@ -16,16 +16,17 @@ inventory declares; a config file may change them or add others::
 from __future__ import annotations
 
 import ipaddress
+import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from dcops.exporters.errors import ConfigError
 
 Seconds = Annotated[float, Field(gt=0, le=600)]
-ProberName = Literal["icmp", "tcp", "http", "dns", "tls", "sip"]
+ProberName = Literal["icmp", "tcp", "http", "dns", "tls", "sip"]  # = dcops.exporters.probes.dispatch.PROBERS
 DEFAULT_CA_FILE = "/etc/ssl/certs/ca-certificates.crt"
 
 
@@ -98,6 +99,20 @@ DEFAULT_SCAN_PORTS = [
 ]
 
 
+_DNS_LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
+_SELECTOR = re.compile(rf"{_DNS_LABEL}(?:\.{_DNS_LABEL})*")
+
+
+def _dkim_selector(value: str) -> str:
+    if _SELECTOR.fullmatch(value) is None:
+        raise ValueError(f"{value!r} is not a DKIM selector (DNS labels of letters, digits, '-' and '_', joined by dots)")
+    return value
+
+
+#: A DKIM selector (RFC 6376 3.1), e.g. ``s1``.
+DkimSelector = Annotated[str, AfterValidator(_dkim_selector)]
+
+
 class SecurityOptions(Strict):
     """The security exporter's checks."""
 
@@ -107,7 +122,20 @@ class SecurityOptions(Strict):
     starttls_ports: list[int] = Field(default_factory=lambda: [25, 587])
     tls: TlsOptions = TlsOptions()
     dns_server: str | None = None  # HOST[:PORT] answering the mail domains (default: the inventory's dns service)
-    dkim_selector: str = "dcops"
+    # Mail domain → selector its DKIM key is published under. The keys live on the controller, so
+    # this map is rendered there (`dcops exporter config`, from the DKIM key files); a domain
+    # without an entry is reported as having no DKIM key published, and its DKIM record not queried.
+    dkim_selectors: dict[str, DkimSelector] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _selector_per_domain(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "dkim_selector" in data:
+            raise ValueError(
+                "dkim_selector is gone: the selector is per domain (dkim_selectors: {domain: selector}), "
+                "rendered from the DKIM key files by `dcops exporter config`"
+            )
+        return data
 
 
 class ExporterConfig(Strict):
@@ -153,23 +181,31 @@ def _problems(e: ValidationError) -> list[str]:
     return out
 
 
-def load_config(path: Path | None) -> ExporterConfig:
-    """Built-in modules, overlaid with the file's (a module of the same name replaces the built-in)."""
-    raw: object = {}
-    source = str(path) if path else "(built-in config)"
-    if path is not None:
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except OSError as e:
-            raise ConfigError(source, [f"cannot read: {e.strerror}"]) from None
-        except yaml.YAMLError as e:
-            raise ConfigError(source, [f"not valid YAML: {e}"]) from None
-        if not isinstance(raw, dict):
-            raise ConfigError(source, ["the top level must be a mapping (modules:, concurrency:, ...)"])
+def read_raw(path: Path) -> dict[str, Any]:
+    """A config file's mapping, not yet validated; ConfigError when unreadable or not a mapping."""
     try:
-        cfg = ExporterConfig.model_validate(raw)
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError as e:
+        raise ConfigError(str(path), [f"cannot read: {e.strerror}"]) from None
+    except yaml.YAMLError as e:
+        raise ConfigError(str(path), [f"not valid YAML: {e}"]) from None
+    if not isinstance(raw, dict):
+        raise ConfigError(str(path), ["the top level must be a mapping (modules:, concurrency:, ...)"])
+    return raw
+
+
+def validate(raw: dict[str, Any], source: str) -> ExporterConfig:
+    """The settings of ``raw`` checked against the model (what a file may say; no file is looked at)."""
+    try:
+        return ExporterConfig.model_validate(raw)
     except ValidationError as e:
         raise ConfigError(source, _problems(e)) from None
+
+
+def load_config(path: Path | None) -> ExporterConfig:
+    """Built-in modules, overlaid with the file's (a module of the same name replaces the built-in)."""
+    source = str(path) if path else "(built-in config)"
+    cfg = validate(read_raw(path) if path is not None else {}, source)
     modules = {**default_modules(), **cfg.modules}
     problems = []
     for name, m in modules.items():

@@ -1,36 +1,22 @@
 """A Prometheus configuration that scrapes the dcops exporters, rendered from the inventory.
 
 The multi-target pattern: every file_sd target of :mod:`dcops.render.filesd` becomes
-``/probe?target=<address>&module=<module>`` on an exporter; site, district and tier come
-along as target labels. With several exporter instances the targets are sharded by
+``/probe?target=<address>&module=<module>`` on an exporter, one job per entry of
+:data:`dcops.exporters.probejobs.PROBE_JOBS` (the table the sweep reads too); site, district and
+tier come along as target labels. With several exporter instances the targets are sharded by
 ``hashmod`` of the target, so each is probed by exactly one instance.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from dcops.exporters.probejobs import PROBE_JOBS, ProbeJob
 
-@dataclass(frozen=True)
-class ProbeJob:
-    name: str  # job label
-    file: str  # file_sd file name
-    module: str
-    keep: dict[str, str] = field(default_factory=dict)  # target label → regex that must match
-
-
-#: What the inventory's file_sd files are probed with.
-PROBE_JOBS: tuple[ProbeJob, ...] = (
-    ProbeJob("dcops-icmp", "sites.json", "icmp"),
-    ProbeJob("dcops-tcp", "services.json", "tcp", {"proto": "tcp"}),
-    ProbeJob("dcops-dns", "services.json", "dns", {"service_type": "dns", "proto": "udp"}),
-    ProbeJob("dcops-sip", "videoconf.json", "sip_udp"),
-    ProbeJob("dcops-http", "external.json", "http"),
-)
+__all__ = ["PROBE_JOBS", "ProbeJob", "dump", "render"]
 
 
 def render(

@@ -8,8 +8,8 @@ import time
 
 from dcops.exporters.config import ExporterConfig
 from dcops.exporters.errors import ProbeFailure, classify
-from dcops.exporters.probes import dns, http, icmp, sip, tcp, tls
 from dcops.exporters.probes.context import ProbeContext
+from dcops.exporters.probes.dispatch import PROBERS
 from dcops.exporters.probes.result import ProbeResult
 from dcops.exporters.stats import Stats
 from dcops.exporters.targets import Target, parse_target
@@ -54,19 +54,7 @@ class Runner:
                 try:
                     async with asyncio.timeout(budget):
                         address = await self.ctx.resolve(ep.host)
-                        if mod.prober == "icmp":
-                            await icmp.probe(self.ctx.get_pinger(), address, ep, mod, budget, res)
-                        elif mod.prober == "tcp":
-                            assert ep.port is not None
-                            await tcp.probe(address, ep.port, res)
-                        elif mod.prober == "http":
-                            await http.probe(self.ctx, address, ep, mod, res)
-                        elif mod.prober == "tls":
-                            await tls.probe(self.ctx, address, ep, mod, res)
-                        elif mod.prober == "dns":
-                            await dns.probe(address, ep, mod, budget, res)
-                        else:
-                            await sip.probe(address, ep, mod, res)
+                        await PROBERS[mod.prober](self.ctx, address, ep, mod, budget, res)
                 finally:
                     if self.stats:
                         self.stats.in_flight.dec()

@@ -1,25 +1,25 @@
 """What to probe: targets from the inventory (through the file_sd renderer), and target parsing.
 
 A target is what Prometheus passes as ``?target=``: ``host``, ``host:port`` or a URL. The
-inventory sweep probes the same targets the rendered file_sd lists, with the module each
-file stands for, so a sweep and the multi-target pattern agree on what is watched.
+inventory sweep probes the targets of the rendered file_sd with the modules of
+:data:`dcops.exporters.probejobs.PROBE_JOBS`, the table the Prometheus probe jobs come from, so
+a sweep and the multi-target pattern agree on what is watched.
 """
 
 from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlsplit
 
 from dcops.exporters.config import ExporterConfig
 from dcops.exporters.errors import ConfigError
+from dcops.exporters.probejobs import PROBE_JOBS
 from dcops.inventory.model import Inventory
 from dcops.render.filesd import targets as filesd_targets
 
-#: Ports whose service speaks TLS from the first byte (probed with the ``tls`` module too).
-TLS_PORTS = frozenset({443, 465, 636, 993, 995, 5061, 8443})
-DEFAULT_PORTS = {"http": 80, "https": 443, "tls": 443, "dns": 53, "sip": 5060}
+#: The port of a target given without one, by prober (icmp takes none, tcp needs one).
+DEFAULT_PORTS = {"http": 80, "tls": 443, "dns": 53, "sip": 5060}
 
 
 @dataclass(frozen=True, order=True)
@@ -94,33 +94,16 @@ def _port(target: str, p: str) -> int:
     return int(p)
 
 
-def _labels(group: dict[str, Any]) -> dict[str, str]:
-    return dict(group.get("labels", {}))
-
-
 def inventory_targets(inv: Inventory) -> list[Target]:
     """Every target the inventory declares, with its module (sorted, without duplicates)."""
     files = filesd_targets(inv)
-    out: set[Target] = set()
-    for g in files["sites.json"]:
-        out.update(Target(t, "icmp") for t in g["targets"])
-    for g in files["services.json"]:
-        lab = _labels(g)
-        for t in g["targets"]:
-            port = int(t.rsplit(":", 1)[1])
-            if lab.get("proto") == "tcp":
-                out.add(Target(t, "tcp"))
-                if port in TLS_PORTS:
-                    out.add(Target(t, "tls"))
-            elif lab.get("service_type") == "dns":
-                out.add(Target(t, "dns"))
-            elif lab.get("port_name") == "sip-udp":
-                out.add(Target(t, "sip_udp"))
-    for g in files["videoconf.json"]:
-        out.update(Target(t, "sip_udp") for t in g["targets"])
-    for g in files["external.json"]:
-        out.update(Target(t, "http") for t in g["targets"])
-    return sorted(out)
+    return sorted({
+        Target(t, job.module)
+        for job in PROBE_JOBS
+        for group in files[job.file]
+        for t in group["targets"]
+        if job.matches(t, group.get("labels", {}))
+    })
 
 
 def check_targets(cfg: ExporterConfig, targets: list[Target], source: str) -> None:

@@ -10,19 +10,20 @@ import dns.rdatatype
 
 from dcops.exporters.config import Module
 from dcops.exporters.errors import ProbeFailure
+from dcops.exporters.probes.context import ProbeContext
 from dcops.exporters.probes.result import ProbeResult
 from dcops.exporters.targets import Endpoint
 
 
-async def probe(address: str, ep: Endpoint, module: Module, timeout: float, result: ProbeResult) -> None:
+async def probe(ctx: ProbeContext, address: str, ep: Endpoint, mod: Module, budget: float, res: ProbeResult) -> None:
     assert ep.port is not None
-    o = module.dns
+    o = mod.dns
     q = dns.message.make_query(o.query_name, o.query_type)
     try:
         if o.transport == "udp":
-            r = await dns.asyncquery.udp(q, address, timeout=timeout, port=ep.port, raise_on_truncation=False)
+            r = await dns.asyncquery.udp(q, address, timeout=budget, port=ep.port, raise_on_truncation=False)
         else:
-            r = await dns.asyncquery.tcp(q, address, timeout=timeout, port=ep.port)
+            r = await dns.asyncquery.tcp(q, address, timeout=budget, port=ep.port)
     except dns.exception.Timeout:
         raise ProbeFailure("timeout") from None
     except (OSError, EOFError) as e:
@@ -32,10 +33,10 @@ async def probe(address: str, ep: Endpoint, module: Module, timeout: float, resu
     except dns.exception.DNSException as e:
         raise ProbeFailure("protocol", f"not a valid DNS answer: {e}") from None
     rcode = dns.rcode.to_text(r.rcode())
-    result.add("dcops_dns_rcode", "Response code of the answer (0 NOERROR, 2 SERVFAIL, 3 NXDOMAIN, ...).", r.rcode())
-    result.add("probe_dns_answer_rrs", "Records in the answer section.", sum(len(s) for s in r.answer))
-    result.add("probe_dns_authority_rrs", "Records in the authority section.", sum(len(s) for s in r.authority))
-    result.add("probe_dns_additional_rrs", "Records in the additional section.", sum(len(s) for s in r.additional))
+    res.add("dcops_dns_rcode", "Response code of the answer (0 NOERROR, 2 SERVFAIL, 3 NXDOMAIN, ...).", r.rcode())
+    res.add("probe_dns_answer_rrs", "Records in the answer section.", sum(len(s) for s in r.answer))
+    res.add("probe_dns_authority_rrs", "Records in the authority section.", sum(len(s) for s in r.authority))
+    res.add("probe_dns_additional_rrs", "Records in the additional section.", sum(len(s) for s in r.additional))
     if rcode not in o.valid_rcodes:
         raise ProbeFailure("status", f"rcode {rcode}")
     if sum(len(s) for s in r.answer) < o.min_answers:

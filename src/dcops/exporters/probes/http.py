@@ -16,18 +16,18 @@ STATUS_LINE = re.compile(rb"^HTTP/(1\.[01]) ([1-5][0-9][0-9])(?: [^\r\n]*)?\r?\n
 MAX_HEADER_LINES = 200
 
 
-async def probe(ctx: ProbeContext, address: str, ep: Endpoint, module: Module, result: ProbeResult) -> None:
+async def probe(ctx: ProbeContext, address: str, ep: Endpoint, mod: Module, budget: float, res: ProbeResult) -> None:
     assert ep.port is not None
-    https = ep.scheme == "https" if ep.scheme else module.http.tls
+    https = ep.scheme == "https" if ep.scheme else mod.http.tls
     path = "/"
     if ep.url:
         rest = ep.url.split("://", 1)[1]
         path = "/" + rest.split("/", 1)[1] if "/" in rest else "/"
         path = path.split("#", 1)[0]
     else:
-        path = module.http.path
+        path = mod.http.path
     if https:
-        reader, writer = await tls.open_tls(ctx, address, ep, module)
+        reader, writer = await tls.open_tls(ctx, address, ep, mod)
     else:
         sock = await tcp.connect(address, ep.port)
         reader, writer = await asyncio.open_connection(sock=sock)
@@ -36,8 +36,8 @@ async def probe(ctx: ProbeContext, address: str, ep: Endpoint, module: Module, r
         if ":" in ep.host:
             host = f"[{ep.host}]" if ep.port in (80, 443) else f"[{ep.host}]:{ep.port}"
         headers = {"Host": host, "User-Agent": "dcops-exporter", "Accept": "*/*", "Connection": "close"}
-        headers.update(module.http.headers)
-        req = f"{module.http.method} {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+        headers.update(mod.http.headers)
+        req = f"{mod.http.method} {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
         writer.write(req.encode("latin-1"))
         await writer.drain()
         try:
@@ -50,16 +50,16 @@ async def probe(ctx: ProbeContext, address: str, ep: Endpoint, module: Module, r
         if m is None:
             raise ProbeFailure("protocol", f"not an HTTP status line: {line[:60]!r}")
         code = int(m.group(2))
-        result.add("probe_http_status_code", "Response HTTP status code.", code)
-        result.add("probe_http_version", "Returned HTTP version.", float(m.group(1)))
-        result.add("probe_http_ssl", "1 if TLS was used for the final request.", int(https))
+        res.add("probe_http_status_code", "Response HTTP status code.", code)
+        res.add("probe_http_version", "Returned HTTP version.", float(m.group(1)))
+        res.add("probe_http_ssl", "1 if TLS was used for the final request.", int(https))
         for _ in range(MAX_HEADER_LINES):
             h = await reader.readline()
             if h in (b"\r\n", b"\n", b""):
                 break
         if https:
-            tls.inspect(ctx, writer, ep, module, result)
-        valid = module.http.valid_status_codes
+            tls.inspect(ctx, writer, ep, mod, res)
+        valid = mod.http.valid_status_codes
         if (code not in valid) if valid else not 200 <= code < 300:
             raise ProbeFailure("status", f"HTTP {code}")
     finally:

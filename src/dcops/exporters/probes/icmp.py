@@ -13,11 +13,15 @@ import os
 import socket
 import struct
 import time
+from typing import TYPE_CHECKING
 
 from dcops.exporters.config import Module
 from dcops.exporters.errors import ProbeFailure
 from dcops.exporters.probes.result import ProbeResult
 from dcops.exporters.targets import Endpoint
+
+if TYPE_CHECKING:  # the context holds the exporter's Pinger (this module's)
+    from dcops.exporters.probes.context import ProbeContext
 
 ECHO_REQUEST, ECHO_REPLY = 8, 0
 
@@ -137,16 +141,16 @@ class Pinger:
         self._waiting.clear()
 
 
-async def probe(pinger: Pinger, address: str, ep: Endpoint, module: Module, timeout: float, result: ProbeResult) -> None:
-    o = module.icmp
-    # Leave time for the replies to the last packet within the probe's own timeout.
-    wait = max(0.0, timeout - o.interval * (o.packets - 1)) * 0.95
-    rtts = await pinger.ping(address, o.packets, o.interval, wait, o.payload_bytes)
+async def probe(ctx: ProbeContext, address: str, ep: Endpoint, mod: Module, budget: float, res: ProbeResult) -> None:
+    o = mod.icmp
+    # Leave time for the replies to the last packet within the probe's own budget.
+    wait = max(0.0, budget - o.interval * (o.packets - 1)) * 0.95
+    rtts = await ctx.get_pinger().ping(address, o.packets, o.interval, wait, o.payload_bytes)
     got = [r for r in rtts if r is not None]
-    result.add("dcops_icmp_packets_sent", "Echo requests sent by this probe.", len(rtts))
-    result.add("dcops_icmp_packets_received", "Echo replies received by this probe.", len(got))
+    res.add("dcops_icmp_packets_sent", "Echo requests sent by this probe.", len(rtts))
+    res.add("dcops_icmp_packets_received", "Echo replies received by this probe.", len(got))
     if got:
-        result.add(
+        res.add(
             "probe_icmp_duration_seconds",
             "Duration of the ICMP phase (rtt: mean round trip of the replies received).",
             sum(got) / len(got),

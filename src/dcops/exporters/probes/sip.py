@@ -9,6 +9,7 @@ import secrets
 from dcops.exporters.config import Module
 from dcops.exporters.errors import ProbeFailure
 from dcops.exporters.probes import tcp
+from dcops.exporters.probes.context import ProbeContext
 from dcops.exporters.probes.result import ProbeResult
 from dcops.exporters.targets import Endpoint
 
@@ -98,9 +99,9 @@ async def _tcp(address: str, ep: Endpoint) -> int:
         writer.close()
 
 
-async def probe(address: str, ep: Endpoint, module: Module, result: ProbeResult) -> None:
-    code = await (_udp(address, ep) if module.sip.transport == "udp" else _tcp(address, ep))
-    result.add("dcops_sip_status_code", "Status code of the final response to OPTIONS.", code)
-    valid = module.sip.valid_status_codes
+async def probe(ctx: ProbeContext, address: str, ep: Endpoint, mod: Module, budget: float, res: ProbeResult) -> None:
+    code = await (_udp(address, ep) if mod.sip.transport == "udp" else _tcp(address, ep))
+    res.add("dcops_sip_status_code", "Status code of the final response to OPTIONS.", code)
+    valid = mod.sip.valid_status_codes
     if code not in valid if valid else not 200 <= code < 700:
         raise ProbeFailure("status", f"SIP {code}")

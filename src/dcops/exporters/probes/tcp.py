@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import socket
 
+from dcops.exporters.config import Module
+from dcops.exporters.probes.context import ProbeContext
 from dcops.exporters.probes.result import ProbeResult
+from dcops.exporters.targets import Endpoint
 
 
 async def connect(address: str, port: int) -> socket.socket:
@@ -21,8 +24,9 @@ async def connect(address: str, port: int) -> socket.socket:
     return sock
 
 
-async def probe(address: str, port: int, result: ProbeResult) -> None:
-    sock = await connect(address, port)
+async def probe(ctx: ProbeContext, address: str, ep: Endpoint, mod: Module, budget: float, res: ProbeResult) -> None:
+    assert ep.port is not None
+    sock = await connect(address, ep.port)
     # RST instead of FIN/TIME_WAIT: thousands of probes a minute must not fill the port table.
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
     sock.close()

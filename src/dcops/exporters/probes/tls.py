@@ -47,9 +47,9 @@ async def close(writer: asyncio.StreamWriter) -> None:
         await asyncio.wait_for(writer.wait_closed(), 0.2)
 
 
-async def probe(ctx: ProbeContext, address: str, ep: Endpoint, module: Module, result: ProbeResult) -> None:
-    _, writer = await open_tls(ctx, address, ep, module)
+async def probe(ctx: ProbeContext, address: str, ep: Endpoint, mod: Module, budget: float, res: ProbeResult) -> None:
+    _, writer = await open_tls(ctx, address, ep, mod)
     try:
-        inspect(ctx, writer, ep, module, result)
+        inspect(ctx, writer, ep, mod, res)
     finally:
         await close(writer)

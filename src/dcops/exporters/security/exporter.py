@@ -17,8 +17,10 @@ from dcops.exporters.config import ExporterConfig, Module
 from dcops.exporters.connectivity import scrape_budget
 from dcops.exporters.errors import ProbeFailure, classify
 from dcops.exporters.httpserver import CONTENT_TYPE_METRICS, Request, Response
+from dcops.exporters.probejobs import TLS_PORTS
 from dcops.exporters.probes import tcp, tls
 from dcops.exporters.probes.context import ProbeContext
+from dcops.exporters.probes.dispatch import PROBERS
 from dcops.exporters.probes.result import ProbeResult, Sample
 from dcops.exporters.security import ssh, starttls
 from dcops.exporters.stats import Stats
@@ -44,6 +46,7 @@ class PortScan:
 class MailDomain:
     domain: str
     mail_address: str  # the address SPF must authorise
+    dkim_selector: str | None  # where its DKIM key is published (security.dkim_selectors); None: no key
 
 
 @dataclass
@@ -61,7 +64,6 @@ class SecurityTargets:
 def from_inventory(inv: Inventory, cfg: ExporterConfig) -> SecurityTargets:
     o = cfg.security
     out = SecurityTargets()
-    tls_ports = {443, 465, 636, 993, 995, 5061, 8443}
     hosted: dict[str, set[int]] = {}
     for svc in inv.services:
         addr = inv.service_address(svc)
@@ -71,7 +73,7 @@ def from_inventory(inv: Inventory, cfg: ExporterConfig) -> SecurityTargets:
             continue
         name = svc.url.split("://", 1)[1].split("/", 1)[0].split(":")[0] if svc.url else str(addr)
         for p in svc.ports:
-            if p.proto is Proto.TCP and p.port in tls_ports:
+            if p.proto is Proto.TCP and p.port in TLS_PORTS:
                 out.tls.append(TlsEndpoint(f"{addr}:{p.port}", name))
             elif p.proto is Proto.TCP and p.port in o.starttls_ports and svc.type.value == "mail":
                 out.tls.append(TlsEndpoint(f"{addr}:{p.port}", name, "smtp"))
@@ -80,7 +82,7 @@ def from_inventory(inv: Inventory, cfg: ExporterConfig) -> SecurityTargets:
         out.scans.append(PortScan(h.name, str(h.address), frozenset(hosted.get(h.name, set()) | {o.ssh_port})))
     mail_addr = next((inv.service_address(s) for s in inv.services if s.type.value == "mail"), None)
     if mail_addr is not None:
-        out.mail = [MailDomain(a.domain, str(mail_addr)) for a in inv.agencies]
+        out.mail = [MailDomain(a.domain, str(mail_addr), o.dkim_selectors.get(a.domain)) for a in inv.agencies]
     dns_svc = next((s for s in inv.services if s.type.value == "dns"), None)
     dns_addr = inv.service_address(dns_svc) if dns_svc else None
     out.dns_server = o.dns_server or (str(dns_addr) if dns_addr else None)
@@ -101,6 +103,7 @@ class SecurityExporter:
         self.registry = CollectorRegistry()
         self.stats = Stats(self.registry, ["tls", "ssh", "portscan", "maildns"], config.max_tracked_targets)
         self._sem: asyncio.Semaphore | None = None
+        self._scan_module = Module(prober="tcp", timeout=config.security.timeout)
 
     def describe(self) -> str:
         t = self.targets
@@ -158,7 +161,7 @@ class SecurityExporter:
         o = self.config.security
         mod = Module(prober="tls", timeout=o.timeout, tls=o.tls.model_copy(update={"server_name": e.name, "verify": False}))
 
-        async def run(_: float) -> list[Sample]:
+        async def run(budget: float) -> list[Sample]:
             ep = parse_target(e.target, "tls")
             addr = await self.ctx.resolve(ep.host)
             res = ProbeResult()
@@ -171,7 +174,7 @@ class SecurityExporter:
                 finally:
                     await tls.close(writer)
             else:
-                await tls.probe(self.ctx, addr, ep, mod, res)
+                await PROBERS["tls"](self.ctx, addr, ep, mod, budget, res)
             return [
                 Sample(
                     s.name.replace("probe_ssl_earliest_cert_expiry", "dcops_security_tls_cert_expiry_timestamp_seconds")
@@ -214,10 +217,10 @@ class SecurityExporter:
 
     # --- open ports vs flows -------------------------------------------------------------
     async def _scan(self, s: PortScan, deadline: float) -> list[Sample]:
-        async def run(_: float) -> list[Sample]:
+        async def run(budget: float) -> list[Sample]:
             addr = await self.ctx.resolve(s.address)
             ports = sorted(set(self.config.security.scan_ports) | s.allowed)
-            opened = await asyncio.gather(*(_connect_ok(addr, p) for p in ports))
+            opened = await asyncio.gather(*(self._port_open(addr, p, budget) for p in ports))
             out = []
             unexpected = 0
             for p, is_open in zip(ports, opened, strict=True):
@@ -234,6 +237,13 @@ class SecurityExporter:
         samples, reason = await self._bounded("portscan", s.host, deadline, run)
         return [_g("dcops_security_port_scan_success", "1 if the port scan completed.", reason is None, host=s.host),
                 *samples]
+
+    async def _port_open(self, address: str, port: int, budget: float) -> bool:
+        try:
+            await PROBERS["tcp"](self.ctx, address, Endpoint(address, port), self._scan_module, budget, ProbeResult())
+        except OSError:
+            return False
+        return True
 
     # --- mail DNS ------------------------------------------------------------------------
     async def _mail(self, m: MailDomain, deadline: float) -> list[Sample]:
@@ -256,13 +266,13 @@ class SecurityExporter:
         async def run(budget: float) -> list[Sample]:
             if server is None:
                 raise ProbeFailure("error", "no DNS server: set security.dns_server")
-            sel = self.config.security.dkim_selector
-            spf_l, dmarc_l, dkim_l = await asyncio.gather(
-                txt(m.domain, budget), txt(f"_dmarc.{m.domain}", budget), txt(f"{sel}._domainkey.{m.domain}", budget)
-            )
-            spf = [t for t in spf_l if t.lower().startswith("v=spf1")]
-            dmarc = [t for t in dmarc_l if t.lower().startswith("v=dmarc1")]
-            dkim = [t for t in dkim_l if "p=" in t and (t.lower().startswith("v=dkim1") or "k=" in t)]
+            names = {"spf": m.domain, "dmarc": f"_dmarc.{m.domain}"}
+            if m.dkim_selector is not None:  # else not published: nothing to query (no guessed name)
+                names["dkim"] = f"{m.dkim_selector}._domainkey.{m.domain}"
+            answers = dict(zip(names, await asyncio.gather(*(txt(n, budget) for n in names.values())), strict=True))
+            spf = [t for t in answers["spf"] if t.lower().startswith("v=spf1")]
+            dmarc = [t for t in answers["dmarc"] if t.lower().startswith("v=dmarc1")]
+            dkim = [t for t in answers.get("dkim", []) if "p=" in t and (t.lower().startswith("v=dkim1") or "k=" in t)]
             spf_ok = len(spf) == 1 and (f"ip4:{m.mail_address}" in spf[0].split() or " mx" in f" {spf[0]}") and (
                 spf[0].rstrip().endswith(("-all", "~all"))
             )
@@ -272,6 +282,8 @@ class SecurityExporter:
             dkim_ok = len(dkim) == 1 and "p=;" not in dkim[0].replace(" ", "") + ";"
             out = []
             for rec, present, ok in (("spf", spf, spf_ok), ("dmarc", dmarc, dmarc_ok), ("dkim", dkim, dkim_ok)):
+                if rec not in names:
+                    continue
                 out.append(_g("dcops_security_mail_dns_record_present", "1 if the mail DNS record exists.",
                               bool(present), domain=m.domain, record=rec))
                 out.append(_g("dcops_security_mail_dns_record_valid",
@@ -281,14 +293,11 @@ class SecurityExporter:
             return out
 
         samples, reason = await self._bounded("maildns", m.domain, deadline, run)
+        published = [_g("dcops_security_mail_dkim_key_published",
+                        "1 if the exporter's config names the selector of the domain's DKIM key (0: no key published).",
+                        m.dkim_selector is not None, domain=m.domain)]
+        if m.dkim_selector is not None:
+            published.append(_g("dcops_security_mail_dkim_selector_info", "The DKIM selector checked (value 1).",
+                                1, domain=m.domain, selector=m.dkim_selector))
         return [_g("dcops_security_mail_dns_success", "1 if the mail DNS records could be queried.", reason is None,
-                   domain=m.domain), *samples]
-
-
-async def _connect_ok(address: str, port: int) -> bool:
-    try:
-        sock = await tcp.connect(address, port)
-    except OSError:
-        return False
-    sock.close()
-    return True
+                   domain=m.domain), *published, *samples]
