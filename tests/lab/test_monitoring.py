@@ -143,6 +143,28 @@ def test_host_facts_from_every_host(monitored: dict[str, ConvergeResult]) -> Non
     assert p.returncode == 0 and "/var/lib/dpkg/status" in p.stdout, p.stdout + p.stderr
 
 
+def test_dkim_checked_under_the_selector_each_domain_publishes(monitored: dict[str, ConvergeResult]) -> None:
+    """The security exporter looks each domain's DKIM record up where `dcops mail dkim-keys` published it.
+
+    (It used to ask for a fixed `dcops._domainkey` while the keys are published as `s1`, so every
+    domain read 'no DKIM record' although DNS served one.)"""
+    from dcops.mail import dkim
+
+    keys = dkim.public_keys(INV)
+    assert set(keys) == {a.domain for a in INV.agencies}, "the lab's converge makes a DKIM key for every agency"
+
+    def seen() -> dict[str, dict[str, str]]:
+        out: dict[str, dict[str, str]] = {}
+        for r in query('dcops_security_mail_dns_record_present{record="dkim"}'):
+            out.setdefault(r["metric"]["domain"], {})["present"] = r["value"][1]
+        for r in query("dcops_security_mail_dkim_selector_info"):
+            out.setdefault(r["metric"]["domain"], {})["selector"] = r["metric"]["selector"]
+        return out
+
+    assert wait_for(lambda: set(seen()) == set(keys) and all(v.get("present") == "1" for v in seen().values()), 90, 2), seen()
+    assert {d: v["selector"] for d, v in seen().items()} == {d: k.selector for d, k in keys.items()}
+
+
 def test_rules_and_alertmanager_loaded(monitored: dict[str, ConvergeResult]) -> None:
     groups = api("/api/v1/rules")["groups"]
     assert {g["name"] for g in groups} >= {"dcops-connectivity", "dcops-security", "dcops-hosts"}
