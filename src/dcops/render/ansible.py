@@ -19,6 +19,15 @@ from typing import Any
 from dcops import lab_dir
 from dcops.inventory.model import Host, Inventory, Site, Tier
 
+#: The data centre <-> district WireGuard legs: leg *i* (by circuit name) uses UDP ``port_base + i``
+#: at both ends and the *i*-th /30 of ``pool`` inside the tunnel (link-local addresses, as cloud
+#: VPNs do). The datanet role builds the tunnels from it, the firewall role opens them: one fact.
+WIREGUARD = {"port_base": 51820, "pool": "169.254.252.0/24"}
+#: Where Debian's node_exporter listens and reads textfile metrics: the monitoring role runs it,
+#: the firewall opens its port to the monitoring hosts, other roles (mail backups, ...) write
+#: their metrics into its folder, Prometheus scrapes it (file_sd nodes.json).
+NODE_EXPORTER = {"port": 9100, "textfile_dir": "/var/lib/prometheus/node-exporter"}
+
 #: Host variables the roles' network plan is computed from: the inventory plugin publishes them
 #: for every host as ``dcops_net_hosts``; playbooks/filter_plugins/dcops_net.py reads them.
 NET_PLAN_KEYS = (
@@ -113,6 +122,8 @@ def _all_vars(inv: Inventory) -> dict[str, Any]:
         "dcops_controller": str(p.controller),
         "dcops_admins": [a.name for a in p.admins],
         "dcops_services": services,
+        "dcops_wireguard": dict(WIREGUARD),
+        "dcops_node_exporter": dict(NODE_EXPORTER),
         "dcops_flows": [
             {"to": f.to, "ports": list(f.ports), "from": list(f.from_), "description": f.description}
             for f in inv.flows

@@ -16,9 +16,9 @@ from typing import Any
 
 from dcops.inventory.model import Inventory, Proto, Site
 from dcops.render import dump_json
-from dcops.render.ansible import site_hosts
+from dcops.render.ansible import NODE_EXPORTER, site_hosts
 
-NODE_EXPORTER_PORT = 9100
+NODE_EXPORTER_PORT = NODE_EXPORTER["port"]
 SIP_PORT = 5060
 
 

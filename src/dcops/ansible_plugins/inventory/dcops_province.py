@@ -16,7 +16,8 @@ description:
   - Accepts the folder itself or any YAML file inside a folder holding C(province.yml).
   - Also sets C(dcops_net_hosts) on C(all) (host name to its site, tier, district, subnet,
     loopback, address, router flag, circuits and roles), which the dcops_net filters read
-    instead of C(hostvars).
+    instead of C(hostvars), and C(dcops_paths) (the controller's secrets folder and, for a lab,
+    the lab folder, by the rule of dcops.paths).
 options: {}
 """
 
@@ -58,10 +59,12 @@ class InventoryModule(BaseInventoryPlugin):  # type: ignore[misc]
         if root is None or root in self._loaded_dirs:
             return  # the whole folder was read already, through another of its files
         from dcops.inventory import InventoryError, load_inventory
+        from dcops.paths import controller_paths
         from dcops.render.ansible import NET_PLAN_KEYS, ansible_inventory
 
         try:
-            data = ansible_inventory(load_inventory(root))
+            inv = load_inventory(root)
+            data = ansible_inventory(inv)
         except InventoryError as e:
             raise AnsibleParserError(str(e)) from None
         self._loaded_dirs.add(root)
@@ -84,3 +87,6 @@ class InventoryModule(BaseInventoryPlugin):  # type: ignore[misc]
         # O(1) instead of computing every host's variables through `hostvars` at each render.
         plan = {h: {k: hv.get(k) for k in NET_PLAN_KEYS} for h, hv in hostvars.items()}
         self.inventory.set_variable("all", "dcops_net_hosts", plan)
+        # Controller folders (secrets, a lab's state) by dcops' one rule (dcops.paths): the roles
+        # default to these instead of restating the rule.
+        self.inventory.set_variable("all", "dcops_paths", controller_paths(inv))
