@@ -4,8 +4,6 @@ from pathlib import Path
 
 from dcops.paths import lab_dir
 
-__version__ = "0.1.0"
-
 #: The repository (or installed tree) root: where inventory/, playbooks/, monitors/ live.
 ROOT = Path(__file__).resolve().parents[2]
 #: The embedded default province: the lab.

@@ -9,11 +9,11 @@ from typing import Annotated
 
 import typer
 
-from dcops import lab_dir
 from dcops.cli.common import InventoryOpt, JsonOpt, console, emit_json, err_console, fail, load_or_exit
-from dcops.lab import drills, hosts, lifecycle, reach_table, ssh, state
-from dcops.lab.errors import LabError
+from dcops.lab import LabError, drills, hosts, lifecycle, reach_table, ssh, state
 from dcops.lab.image import ensure_image
+from dcops.lab.progress import Reporter
+from dcops.paths import lab_dir
 
 app = typer.Typer(help="Boot an inventory as a lab of real Debian hosts on this machine.", no_args_is_help=True)
 
@@ -120,7 +120,7 @@ def exec_cmd(
 def image(force: Annotated[bool, typer.Option("--force", help="Rebuild even if cached.")] = False) -> None:
     """Build (or show) the cached base image for the current package list."""
     try:
-        img = ensure_image(log=lambda m: err_console.print(m, highlight=False), force=force)
+        img = ensure_image(Reporter(err_console), force=force)
     except LabError as e:
         fail(str(e))
     except KeyboardInterrupt:
@@ -161,7 +161,7 @@ def host_stop(host: str, inventory: InventoryOpt = None) -> None:  # type: ignor
 def host_start(host: str, inventory: InventoryOpt = None) -> None:  # type: ignore[assignment]
     """Boot HOST again and wait until it is ready."""
     inv = load_or_exit(inventory).inventory
-    _drill(lambda: drills.host_start(inv, host))
+    _drill(lambda: drills.host_start(inv, host, Reporter(err_console)))
 
 
 @drill_app.command("service-stop")

@@ -5,12 +5,19 @@
 
 from __future__ import annotations
 
-from dcops import lab_dir
-from dcops.inventory import Inventory
-from dcops.lab import cgroups, hosts, net, state
+from pathlib import Path
+
+import dcops.lab.boot as boot
+import dcops.lab.cgroups as cgroups
+import dcops.lab.hosts as hosts
+import dcops.lab.net as net
+import dcops.lab.state as state
+from dcops.inventory.model import Inventory
 from dcops.lab.errors import LabError
 from dcops.lab.plan import Circuit, build
+from dcops.lab.progress import Reporter
 from dcops.lab.system import run
+from dcops.paths import lab_dir
 
 
 def _running(inv: Inventory) -> state.State:
@@ -71,29 +78,17 @@ def host_stop(inv: Inventory, name: str) -> None:
     _record(st, "host-stop", name, True)
 
 
-def host_start(inv: Inventory, name: str, timeout: float = 120) -> None:
-    import time
-
-    from dcops.lab.lifecycle import _ssh_ok
-    from dcops.lab.ssh import config_path
-
+def host_start(inv: Inventory, name: str, progress: Reporter | None = None, timeout: float = boot.BOOT_TIMEOUT) -> None:
+    """Boot a host stopped by :func:`host_stop` again (same disk) and wait until it is ready."""
     st = _running(inv)
     h = _host(st, name)
     if not h.stopped and hosts.alive(h.pid):
         raise LabError(f"host {name} is already running")
     assert st.image is not None
-    node = build(inv).node(name)
-    h.pid, h.stopped = hosts.start(__import__("pathlib").Path(st.image), node, lab_dir(st.code)), False
+    labdir = lab_dir(st.code)
+    boot.start(st, [build(inv).node(name)], Path(st.image), labdir)
     _record(st, "host-stop", name, False)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        h.leader = h.leader or hosts.leader(h.pid)
-        if h.leader and hosts.system_state(h.leader) in ("running", "degraded") and _ssh_ok(config_path(lab_dir(st.code)), name):
-            state.save(st)
-            return
-        time.sleep(0.3)
-    state.save(st)
-    raise LabError(f"host {name} not ready after {timeout:.0f} s:\n" + hosts.journal_tail(lab_dir(st.code), name, h.leader))
+    boot.wait_ready(st, [name], labdir, progress or Reporter(), timeout)
 
 
 def service(inv: Inventory, name: str, unit: str, start: bool) -> None:

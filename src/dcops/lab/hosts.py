@@ -19,7 +19,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from dcops.lab import cgroups
+import dcops.lab.cgroups as cgroups
 from dcops.lab.errors import LabError
 from dcops.lab.plan import PREFIX, Node
 from dcops.lab.ssh import host_dir

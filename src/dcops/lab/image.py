@@ -1,4 +1,5 @@
-"""The lab's base image: Debian 12 from debootstrap, cached by the hash of its package list.
+"""The lab's base image: Debian 12 from debootstrap, cached by the hash of its package list
+under ``$DCOPS_IMAGE_DIR`` (default ``/var/lib/dcops/images``).
 
 The image is built in a temporary folder next to the cache and renamed into place only
 when every step succeeded, so an interrupted or failed build never leaves a half image
@@ -14,11 +15,13 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import dcops.lab.state as state
 from dcops.lab.errors import LabError
+from dcops.lab.progress import Reporter
+from dcops.lab.ssh import IMAGE_ACCOUNT
 from dcops.lab.system import require_root, require_tools, run
 
 PACKAGES_FILE = Path(__file__).with_name("image-packages.txt")
@@ -103,7 +106,6 @@ class Image:
     digest: str
     built_seconds: float
     size_bytes: int
-    fresh: bool  # built by this call
 
 
 def read_packages(path: Path = PACKAGES_FILE) -> PackageList:
@@ -167,23 +169,19 @@ def du_bytes(path: Path) -> int:
     return total
 
 
-def cached(pkgs: PackageList | None = None) -> Path | None:
-    d = images_dir() / digest(pkgs or read_packages())
-    return d / "rootfs" if (d / "image.json").exists() else None
-
-
-def ensure_image(log: Callable[[str], None] = print, force: bool = False) -> Image:
+def ensure_image(progress: Reporter | None = None, force: bool = False) -> Image:
     """Return the cached image for the current package list, building it when missing."""
+    progress = progress or Reporter()
     pkgs = read_packages()
     dg = digest(pkgs)
     final = images_dir() / dg
     meta = final / "image.json"
     if meta.exists() and not force:
         info = json.loads(meta.read_text())
-        return Image(final / "rootfs", dg, float(info["built_seconds"]), int(info["size_bytes"]), False)
+        return Image(final / "rootfs", dg, float(info["built_seconds"]), int(info["size_bytes"]))
     require_root()
     require_tools("debootstrap", "systemd-nspawn")
-    if final.exists() and str(final / "rootfs") in in_use():
+    if final.exists() and str(final / "rootfs") in state.images_in_use():
         raise LabError(f"image {final} is in use by a running lab: run `dcops lab down` before rebuilding it")
     images_dir().mkdir(parents=True, exist_ok=True)
     for stale in images_dir().glob(".build-*"):  # left by an interrupted build
@@ -191,7 +189,7 @@ def ensure_image(log: Callable[[str], None] = print, force: bool = False) -> Ima
     tmp = images_dir() / f".build-{dg}-{os.getpid()}"
     try:
         t0 = time.monotonic()
-        _build(tmp / "rootfs", pkgs, log)
+        _build(tmp / "rootfs", pkgs, progress)
         elapsed = time.monotonic() - t0
         size = du_bytes(tmp / "rootfs")
         (tmp / "image.json").write_text(
@@ -213,9 +211,9 @@ def ensure_image(log: Callable[[str], None] = print, force: bool = False) -> Ima
     except BaseException:
         discard(tmp)
         raise
-    log(f"image {dg} built in {elapsed:.0f} s, {size / 1e6:.0f} MB: {final / 'rootfs'}")
-    prune(keep=final, log=log)
-    return Image(final / "rootfs", dg, elapsed, size, True)
+    progress.note(f"image {dg} built in {elapsed:.0f} s, {size / 1e6:.0f} MB: {final / 'rootfs'}")
+    prune(keep=final, progress=progress)
+    return Image(final / "rootfs", dg, elapsed, size)
 
 
 def discard(path: Path) -> None:
@@ -241,29 +239,16 @@ def packages_named(message: str, packages: list[str]) -> list[str]:
     return found
 
 
-def in_use() -> set[str]:
-    """Root file systems that a lab (by its state file) runs on."""
-    from dcops import lab_dir
-
-    used = set()
-    for f in lab_dir("x").parent.glob("*/state.json"):
-        try:
-            used.add(str(json.loads(f.read_text()).get("image") or ""))
-        except (OSError, ValueError):
-            continue
-    return used
-
-
-def prune(keep: Path, log: Callable[[str], None] = print) -> None:
+def prune(keep: Path, progress: Reporter) -> None:
     """Remove cached images other than ``keep`` that no lab (state file) still runs on."""
-    used = in_use()
+    used = state.images_in_use()
     for d in images_dir().iterdir():
         if d == keep or d.name.startswith(".") or not (d / "image.json").exists():
             continue
         if str(d / "rootfs") in used:
             continue
         shutil.rmtree(d, ignore_errors=True)
-        log(f"removed the outdated image {d}")
+        progress.note(f"removed the outdated image {d}")
 
 
 def _in_image(root: Path, args: list[str], what: str, timeout: float = 900) -> None:
@@ -289,21 +274,16 @@ def _in_image(root: Path, args: list[str], what: str, timeout: float = 900) -> N
     )
 
 
-def _build(root: Path, pkgs: PackageList, log_: Callable[[str], None]) -> None:
-    t0 = time.monotonic()
-
-    def log(msg: str) -> None:
-        log_(f"[{time.monotonic() - t0:4.0f} s] {msg}")
-
+def _build(root: Path, pkgs: PackageList, progress: Reporter) -> None:
     mirror = debian_mirror()
-    log(f"image: debootstrap {SUITE} (minbase + {len(pkgs.base)} packages) from {mirror}")
     root.parent.mkdir(parents=True, exist_ok=True)
-    p = run(
-        ["debootstrap", "--variant=minbase", "--include=" + ",".join(pkgs.base), SUITE, str(root), mirror],
-        what="image step debootstrap",
-        check=False,
-        timeout=900,
-    )
+    with progress.step(f"image: debootstrap {SUITE} (minbase + {len(pkgs.base)} packages) from {mirror}"):
+        p = run(
+            ["debootstrap", "--variant=minbase", "--include=" + ",".join(pkgs.base), SUITE, str(root), mirror],
+            what="image step debootstrap",
+            check=False,
+            timeout=900,
+        )
     if p.returncode != 0:
         logf = root / "debootstrap" / "debootstrap.log"
         tail = logf.read_text(errors="replace").splitlines()[-8:] if logf.exists() else []
@@ -318,8 +298,8 @@ def _build(root: Path, pkgs: PackageList, log_: Callable[[str], None]) -> None:
     policy = root / "usr/sbin/policy-rc.d"
     policy.write_text("#!/bin/sh\nexit 101\n")  # no service starts during the build
     policy.chmod(0o755)
-    log("image: apt-get update")
-    _in_image(root, ["apt-get", "-q", "update"], "image step apt-get update")
+    with progress.step("image: apt-get update"):
+        _in_image(root, ["apt-get", "-q", "update"], "image step apt-get update")
     _in_image(
         root,
         [
@@ -331,47 +311,47 @@ def _build(root: Path, pkgs: PackageList, log_: Callable[[str], None]) -> None:
         "image step preseed postfix",
     )
     if pkgs.roles:
-        log(f"image: apt-get install {len(pkgs.roles)} role packages")
         try:
-            _in_image(
-                root,
-                [
-                    "apt-get",
-                    "-q",
-                    "-y",
-                    "--no-install-recommends",
-                    "-o",
-                    "Dpkg::Options::=--force-confdef",
-                    "-o",
-                    "Dpkg::Options::=--force-confold",
-                    "-o",
-                    "Dpkg::Options::=--force-unsafe-io",  # no fsync: an interrupted build is discarded
-                    "install",
-                    *pkgs.roles,
-                ],
-                "image step apt-get install",
-            )
+            with progress.step(f"image: apt-get install {len(pkgs.roles)} role packages"):
+                _in_image(
+                    root,
+                    [
+                        "apt-get",
+                        "-q",
+                        "-y",
+                        "--no-install-recommends",
+                        "-o",
+                        "Dpkg::Options::=--force-confdef",
+                        "-o",
+                        "Dpkg::Options::=--force-confold",
+                        "-o",
+                        "Dpkg::Options::=--force-unsafe-io",  # no fsync: an interrupted build is discarded
+                        "install",
+                        *pkgs.roles,
+                    ],
+                    "image step apt-get install",
+                )
         except LabError as e:
             msg = str(e)
             bad = packages_named(msg, pkgs.roles)
             hint = f" (package(s) named in the error: {', '.join(bad)})" if bad else ""
             raise LabError(f"{e}{hint}; fix {PACKAGES_FILE}") from None
-    log("image: lab configuration (admin account, sshd, no outside traffic)")
-    _configure(root, pkgs.disabled)
+    with progress.step("image: lab configuration (admin account, sshd, no outside traffic)"):
+        _configure(root, pkgs.disabled)
     policy.unlink()
 
 
 def _configure(root: Path, disabled: list[str]) -> None:
     script = " && ".join(
         [
-            "useradd --create-home --shell /bin/bash --groups sudo dcops",
+            f"useradd --create-home --shell /bin/bash --groups sudo {IMAGE_ACCOUNT}",
             "systemctl mask " + " ".join(MASKED_UNITS),
             *(["systemctl disable " + " ".join(disabled)] if disabled else []),
             "apt-get clean",
         ]
     )
     _in_image(root, ["sh", "-c", script], "image step configure")
-    (root / "etc/sudoers.d/dcops").write_text("dcops ALL=(ALL) NOPASSWD: ALL\n")
+    (root / "etc/sudoers.d/dcops").write_text(f"{IMAGE_ACCOUNT} ALL=(ALL) NOPASSWD: ALL\n")
     (root / "etc/sudoers.d/dcops").chmod(0o440)
     (root / "etc/ssh/sshd_config.d/dcops-lab.conf").write_text(SSHD_DROPIN)
     unit = root / "etc/systemd/system/dcops-lab-hosts.service"

@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from dcops import DEFAULT_INVENTORY, lab_dir
-from dcops.inventory import Inventory, load
-from dcops.lab import cgroups, hosts, image, net, responder, ssh, state
+import dcops.lab.boot as boot
+import dcops.lab.cgroups as cgroups
+import dcops.lab.hosts as hosts
+import dcops.lab.image as image
+import dcops.lab.light as light_mode
+import dcops.lab.net as net
+import dcops.lab.ssh as ssh
+import dcops.lab.state as state
+from dcops.inventory.model import Inventory
 from dcops.lab.errors import LabError
-from dcops.lab.plan import PREFIX, Plan, build, root_link_name, uses_only_declared_ranges
+from dcops.lab.plan import PREFIX, build, root_link_name, uses_only_declared_ranges
+from dcops.lab.progress import Reporter
 from dcops.lab.system import require_root, require_tools
-
-BOOT_TIMEOUT = float(os.environ.get("DCOPS_LAB_BOOT_TIMEOUT", "180"))
+from dcops.paths import lab_dir
 
 
 @dataclass
@@ -28,24 +32,18 @@ class UpResult:
     mode: str
     seconds: float
     already: bool
-    hosts: list[dict[str, Any]] = field(default_factory=list)
-
-
-def load_inventory(path: Path | None) -> Inventory:
-    return load(path or DEFAULT_INVENTORY).inventory
 
 
 def up(inv: Inventory, light: bool = False, console: Console | None = None) -> UpResult:
-    """Boot the lab of ``inv`` (full hosts, or light namespaces); see the module's commands."""
+    """Boot the lab of ``inv`` (full hosts, or light namespaces); progress goes to ``console``
+    (stderr by default): rich on a terminal, plain lines elsewhere."""
     require_root()
     with state.locked(inv.province.code):
-        return _up(inv, light, console)
+        return _up(inv, light, Reporter(console))
 
 
-def _up(inv: Inventory, light: bool, console: Console | None) -> UpResult:
-    con = console or Console(stderr=True)
+def _up(inv: Inventory, light: bool, progress: Reporter) -> UpResult:
     t0 = time.monotonic()
-    require_root()
     require_tools("ip", *(() if light else ("systemd-nspawn", "debootstrap", "nsenter", "ssh", "ssh-keygen")))
     prov = inv.province
     if not light and not prov.lab:
@@ -58,8 +56,8 @@ def _up(inv: Inventory, light: bool, console: Console | None) -> UpResult:
     existing = state.load(code)
     if existing is not None:
         if existing.phase == "up" and _healthy(existing):
-            con.print(f"lab {code!r} ({existing.mode}) is already up; nothing changed")
-            return UpResult(code, existing.mode, time.monotonic() - t0, True, status(code)["hosts"])
+            progress.say(f"lab {code!r} ({existing.mode}) is already up; nothing changed")
+            return UpResult(code, existing.mode, time.monotonic() - t0, True)
         raise LabError(
             f"lab {code!r} is partly up or was interrupted (phase {existing.phase}): run "
             f"`dcops lab down{'' if code == 'lab' else ' -i ' + existing.inventory}` first"
@@ -69,9 +67,9 @@ def _up(inv: Inventory, light: bool, console: Console | None) -> UpResult:
     if bad:
         raise LabError(f"lab addresses outside the inventory's address_ranges: {', '.join(bad)}")
     net.check_ranges_free(plan)
-    img = None if light else image.ensure_image(log=lambda m: con.print(m, highlight=False))
+    img = None if light else image.ensure_image(progress)
     if not light:
-        _ensure_inotify_instances(len(plan.nodes), con)
+        _ensure_inotify_instances(len(plan.nodes), progress)
     labdir = lab_dir(code)
     st = state.State(code=code, inventory=inv.source, mode=mode, image=str(img.path) if img else None, root_link=plan.root_link)
     st.netns = [plan.switch_ns] + [n.netns for n in plan.nodes]
@@ -82,87 +80,32 @@ def _up(inv: Inventory, light: bool, console: Console | None) -> UpResult:
     net.create_namespaces(st.netns)
     net.build(plan)
     if light:
-        st.responder_pid = responder.start(labdir, responder.spec(inv, plan))
+        st.responder_pid = light_mode.start(labdir, light_mode.spec(inv, plan))
         state.save(st)
     else:
         assert img is not None
-        user = prov.admins[0].name if prov.admins else "dcops"
-        ssh.prepare(labdir, code, user, {n.name: n.management for n in plan.nodes})
-        _boot(st, plan, img.path, labdir, con)
+        ssh.prepare(labdir, code, ssh.lab_user(prov), {n.name: n.management for n in plan.nodes})
+        boot.start(st, plan.nodes, img.path, labdir)
+        try:
+            boot.wait_ready(st, [n.name for n in plan.nodes], labdir, progress)
+        except LabError:
+            st.phase = "failed"
+            state.save(st)
+            raise
     st.phase = "up"
     state.save(st)
     took = time.monotonic() - t0
-    con.print(
+    progress.say(
         f"lab {code!r} ({mode}) up: {len(plan.nodes)} {'hosts' if not light else 'sites'}, "
         f"{len(plan.circuits)} circuits in {took:.1f} s"
     )
-    return UpResult(code, mode, took, False, status(code)["hosts"])
-
-
-def _boot(st: state.State, plan: Plan, img: Path, labdir: Path, con: Console) -> None:
-    cfg = ssh.config_path(labdir)
-    with Progress(
-        TextColumn("{task.fields[host]:<12}"),
-        BarColumn(bar_width=20),
-        TextColumn("{task.description}"),
-        TimeElapsedColumn(),
-        console=con,
-    ) as progress:
-        tasks = {}
-        for n in plan.nodes:
-            st.hosts[n.name].pid = hosts.start(img, n, labdir)
-            state.save(st)
-            tasks[n.name] = progress.add_task("started", total=3, completed=1, host=n.name)
-        pending = set(tasks)
-        deadline = time.monotonic() + BOOT_TIMEOUT
-        while pending:
-            for name in sorted(pending):
-                hs = st.hosts[name]
-                if not hosts.alive(hs.pid):
-                    st.phase = "failed"
-                    state.save(st)
-                    raise LabError(
-                        f"host {name} stopped while booting; console:\n"
-                        + hosts.journal_tail(labdir, name, None)
-                        + "\nrun `dcops lab down` to clean up"
-                    )
-                if hs.leader is None and hs.pid is not None:
-                    hs.leader = hosts.leader(hs.pid)
-                    if hs.leader:
-                        state.save(st)
-                if hs.leader is None:
-                    continue
-                sysstate = hosts.system_state(hs.leader)
-                if sysstate not in ("running", "degraded"):
-                    progress.update(tasks[name], description=f"systemd {sysstate}")
-                    continue
-                progress.update(tasks[name], completed=2, description=f"systemd {sysstate}, waiting for ssh")
-                if _ssh_ok(cfg, name):
-                    progress.update(tasks[name], completed=3, description=f"ready (systemd {sysstate}, ssh)")
-                    pending.discard(name)
-            if pending and time.monotonic() > deadline:
-                st.phase = "failed"
-                state.save(st)
-                late = sorted(pending)
-                details = "\n".join(
-                    f"--- {h} (last journal lines):\n" + hosts.journal_tail(labdir, h, st.hosts[h].leader) for h in late[:3]
-                )
-                if len(late) > 3:
-                    details += f"\n--- and {len(late) - 3} more: `dcops lab exec HOST -- journalctl -b`"
-                raise LabError(
-                    f"host(s) {', '.join(sorted(pending))} not ready after {BOOT_TIMEOUT:.0f} s "
-                    f"(systemd running and SSH answering)\n{details}\n"
-                    "the lab is left as is for inspection (`dcops lab exec HOST -- journalctl -b`); "
-                    "`dcops lab down` cleans it up"
-                )
-            if pending:
-                time.sleep(0.3)
+    return UpResult(code, mode, took, False)
 
 
 INOTIFY_INSTANCES_PER_HOST = 48  # about 10 in use per converged host (208 for two labs of 10): ample room
 
 
-def _ensure_inotify_instances(hosts: int, con: Console) -> None:
+def _ensure_inotify_instances(hosts: int, progress: Reporter) -> None:
     """The containers' root shares the machine's per-user inotify limit (no user namespaces);
     Debian's default (128) runs out with a converged lab (wireguard-go then fails with "too many
     open files"). Raise it, never lower it, and say so."""
@@ -174,13 +117,7 @@ def _ensure_inotify_instances(hosts: int, con: Console) -> None:
     want = max(1024, hosts * INOTIFY_INSTANCES_PER_HOST)
     if current < want:
         path.write_text(f"{want}\n")
-        con.print(f"fs.inotify.max_user_instances raised from {current} to {want} (every host's root shares it)")
-
-
-def _ssh_ok(cfg: Path, host: str) -> bool:
-    from dcops.lab.system import run
-
-    return run(["ssh", "-F", str(cfg), host, "true"], check=False, timeout=15).returncode == 0
+        progress.say(f"fs.inotify.max_user_instances raised from {current} to {want} (every host's root shares it)")
 
 
 def _healthy(st: state.State) -> bool:
@@ -193,13 +130,11 @@ def down(code: str, console: Console | None = None) -> dict[str, Any]:
     """Remove everything lab ``code`` made; safe after a failed or interrupted ``up``."""
     require_root()
     with state.locked(code):
-        return _down(code, console)
+        return _down(code, Reporter(console))
 
 
-def _down(code: str, console: Console | None) -> dict[str, Any]:
-    con = console or Console(stderr=True)
+def _down(code: str, progress: Reporter) -> dict[str, Any]:
     t0 = time.monotonic()
-    require_root()
     st = state.load(code)
     recorded_ns: list[str] = []
     pids: set[int] = set()
@@ -213,15 +148,15 @@ def _down(code: str, console: Console | None) -> dict[str, Any]:
                 pids.add(h.pid)
             if h.leader is not None and h.pid in pids:
                 leaders.add(h.leader)
-        if st.responder_pid is not None and responder.is_responder(st.responder_pid):
-            responder.stop(st.responder_pid)
+        if st.responder_pid is not None and light_mode.is_responder(st.responder_pid):
+            light_mode.stop(st.responder_pid)
     pids |= set(hosts.nspawn_processes(code))
     for pid in pids:
         lead = hosts.leader(pid)
         if lead is not None:
             leaders.add(lead)
     if pids:
-        con.print(f"stopping {len(pids)} host(s) of lab {code!r}")
+        progress.say(f"stopping {len(pids)} host(s) of lab {code!r}")
         hosts.stop(sorted(pids), sorted(leaders))
     left = hosts.nspawn_processes(code)
     if left:
@@ -239,7 +174,7 @@ def _down(code: str, console: Console | None) -> dict[str, Any]:
     state.remove(code)
     shutil.rmtree(lab_dir(code) / "hosts", ignore_errors=True)
     took = time.monotonic() - t0
-    con.print(f"lab {code!r} down in {took:.1f} s: no host, link or namespace left")
+    progress.say(f"lab {code!r} down in {took:.1f} s: no host, link or namespace left")
     return {"code": code, "seconds": took, "stopped": len(pids)}
 
 
@@ -291,6 +226,6 @@ def status(code: str) -> dict[str, Any]:
 
 def known_labs() -> list[str]:
     """Codes of every lab with a state file or a switch namespace on this machine."""
-    codes = {f.parent.name for f in lab_dir("x").parent.glob(f"*/{state.STATE_FILE}")}
+    codes = set(state.recorded())
     codes |= {n[len(PREFIX) + 1 : -3] for n in net.all_namespaces() if n.startswith(f"{PREFIX}-") and n.endswith("-sw")}
     return sorted(codes)

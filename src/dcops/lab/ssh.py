@@ -11,10 +11,24 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from dcops.lab.errors import LabError
 from dcops.lab.system import run
 
+if TYPE_CHECKING:
+    from dcops.inventory.model import Province
+
 KEY = "id_ed25519"
+#: The account every lab image has: key-only (the lab's admin key), passwordless sudo.
+IMAGE_ACCOUNT = "dcops"
+
+
+def lab_user(province: Province) -> str:
+    """The account dcops' tools log in to a lab host as: the ``User`` of the lab's ssh_config and
+    the ``ansible_user`` of its Ansible inventory. The province's first admin (the baseline role
+    lets only the admins in), else the image's own account."""
+    return province.admins[0].name if province.admins else IMAGE_ACCOUNT
 
 
 def ensure_key(path: Path, comment: str) -> None:
@@ -76,3 +90,11 @@ def config_path(labdir: Path) -> Path:
 
 def ssh_args(labdir: Path, host: str, *command: str) -> list[str]:
     return ["ssh", "-F", str(config_path(labdir)), host, *command]
+
+
+def answers(labdir: Path, host: str) -> bool:
+    """Whether ``host`` lets the lab's admin in over SSH (a timeout is a no, not an error)."""
+    try:
+        return run(ssh_args(labdir, host, "true"), check=False, timeout=15).returncode == 0
+    except LabError:
+        return False

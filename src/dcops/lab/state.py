@@ -1,7 +1,7 @@
 """The lab's state file: everything a lab made, written before and after each step.
 
 ``down`` reads it to undo exactly what was made, even after a failed or interrupted ``up``.
-Writes are atomic (temporary file + rename), so the file is never half written.
+Writes are atomic (:func:`dcops.fsio.atomic_write`), so the file is never half written.
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dcops import lab_dir
+from dcops.fsio import atomic_write
+from dcops.lab.errors import LabError
+from dcops.paths import lab_base, lab_dir
 
 STATE_FILE = "state.json"
 
@@ -67,22 +69,32 @@ def load(code: str) -> State | None:
 
 
 def save(st: State) -> None:
-    p = path(st.code)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(st.to_json(), indent=2))
-    os.replace(tmp, p)
+    atomic_write(path(st.code), json.dumps(st.to_json(), indent=2))
 
 
 def remove(code: str) -> None:
     path(code).unlink(missing_ok=True)
 
 
+def recorded() -> list[str]:
+    """Codes of the labs that have a state file on this machine."""
+    return sorted(f.parent.name for f in lab_base().glob(f"*/{STATE_FILE}"))
+
+
+def images_in_use() -> set[str]:
+    """Root file systems that a lab runs on, by its state file (an unreadable one is skipped)."""
+    used = set()
+    for code in recorded():
+        try:
+            used.add(str(json.loads(path(code).read_text()).get("image") or ""))
+        except (OSError, ValueError, AttributeError):
+            continue
+    return used - {""}
+
+
 @contextmanager
 def locked(code: str) -> Iterator[None]:
     """One ``up``/``down``/drill at a time per lab; a second one fails at once, naming the first."""
-    from dcops.lab.errors import LabError
-
     d = lab_dir(code)
     d.mkdir(parents=True, exist_ok=True)
     with open(d / ".lock", "a+") as f:
