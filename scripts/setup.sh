@@ -8,7 +8,7 @@ repo=$(pwd)
 
 need_root() {
   if [ "$(id -u)" -ne 0 ]; then
-    echo "dcops setup: run as root (apt-get, and the lab needs root): sudo bash $0" >&2
+    echo "dcops setup: run as root (apt-get installs packages, and the lab needs root): log in as root, then bash $0" >&2
     exit 1
   fi
 }
