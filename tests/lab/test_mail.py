@@ -43,6 +43,8 @@ CLIENT_ADDR = str(next(h.address for _, h in INV.hosts() if h.name == CLIENT))
 A = "giamdoc@stttt.lab.test"  # agency A (Sở TT&TT)
 B = "chutich@lucyen.lab.test"  # agency B (UBND huyện Lục Yên)
 SMALL = "hopthunho@vanyen.lab.test"  # 1 MiB quota
+# a sender outside the province (mail from outside reaches the MX on port 25 without a login)
+OUTSIDE = "sender@outside.invalid"
 CLIENT_CODE = (Path(__file__).parent / "mailclient.py").read_text()
 
 
@@ -191,6 +193,24 @@ def test_unauthenticated_relay_to_outside_refused(pw: dict[str, str]) -> None:
     assert not r["ok"] and r["stage"] == "rcpt" and r["code"] == 554 and "Relay access denied" in r["error"], r
 
 
+@pytest.mark.parametrize("claimed", ["giamdoc@stttt.lab.test", "GiamDoc@STTTT.lab.test", "admin@lab.test", "x@mail.lab.test"])
+def test_unauthenticated_sender_claiming_a_province_domain_refused(pw: dict[str, str], claimed: str) -> None:
+    """From a commune host, an SMTP client that has not logged in cannot send as an official of
+    the province (any agency domain, the province domain or a subdomain, in any case) to an official."""
+    subj = subject("spoof")
+    r = send(pw, user=None, frm=claimed, to=B, subj=subj, port=25, tls="starttls")
+    assert not r["ok"] and r["code"] == 554 and "must be submitted with a login" in r["error"], r
+    assert client("imap-count", MAIL_NAME, B, pw[B], subj)["count"] == 0
+
+
+def test_mail_from_outside_the_province_still_delivered(pw: dict[str, str]) -> None:
+    """The MX keeps taking mail from the rest of the world for the province's mailboxes."""
+    subj = subject("inbound")
+    r = send(pw, user=None, frm=OUTSIDE, to=B, subj=subj, port=25, tls="starttls")
+    assert r["ok"], r
+    assert fetch(pw, B, subj)
+
+
 def test_submission_without_login_refused(pw: dict[str, str]) -> None:
     r = send(pw, user=None, frm=A, to=B, subj=subject("noauth"))
     assert not r["ok"] and r["code"] in (530, 554), r
@@ -231,7 +251,7 @@ def test_mail_queued_while_dovecot_is_stopped_is_delivered_after(pw: dict[str, s
     subj = subject("queued")
     dcops("lab", "drill", "service-stop", MAIL_HOST, "dovecot.service", check=True)
     try:
-        r = send(pw, user=None, frm="sender@lab.test", to=B, subj=subj, port=25, tls="starttls")  # inbound MX: no SASL
+        r = send(pw, user=None, frm=OUTSIDE, to=B, subj=subj, port=25, tls="starttls")  # inbound MX: no SASL
         assert r["ok"], r
         deadline = time.monotonic() + 30
         while not queue_ids() and time.monotonic() < deadline:
@@ -250,7 +270,7 @@ def test_mail_survives_a_restart_of_the_mail_host(pw: dict[str, str]) -> None:
     assert send(pw, user=A, frm=A, to=B, subj=kept)["ok"]
     assert fetch(pw, B, kept)
     dcops("lab", "drill", "service-stop", MAIL_HOST, "dovecot.service", check=True)
-    r = send(pw, user=None, frm="sender@lab.test", to=B, subj=queued, port=25, tls="starttls")
+    r = send(pw, user=None, frm=OUTSIDE, to=B, subj=queued, port=25, tls="starttls")
     assert r["ok"], r
     waiting = queue_ids()
     assert waiting
