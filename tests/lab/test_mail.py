@@ -288,26 +288,104 @@ def test_mail_survives_a_restart_of_the_mail_host(pw: dict[str, str]) -> None:
 # ---------------------------------------------------------------------------- backup and restore
 
 
-def test_restore_a_deleted_mailbox_from_backup(pw: dict[str, str]) -> None:
+BACKUP_HOST = next(s for s in INV.services if s.type.value == "backup").hosts[0]
+REPO = f"/srv/dcops-backup/bk-{MAIL_HOST}/repo/mail"  # on the backup host (roles backup_server, mail_backup)
+
+
+def backuphost() -> Any:
+    return testinfra.get_host(f"ssh://{BACKUP_HOST}", ssh_config=str(SSH_CONFIG), sudo=True)
+
+
+def backup_now() -> dict[str, Any]:
+    """A backup now, through the playbook (-e mail_backup_now=true); the script's JSON summary."""
+    taken = converge(DEFAULT_INVENTORY, "mail-backup.yml", extra_args=["-e", "mail_backup_now=true"], quiet=True)
+    assert taken.ok, taken.failures
+    out = mailhost().run("cat /var/lib/dcops-mail-backup/last-backup.json")
+    assert out.rc == 0, out.stderr
+    summary: dict[str, Any] = json.loads(out.stdout)
+    return summary
+
+
+def restore(*args: str) -> ConvergeResult:
+    return converge(DEFAULT_INVENTORY, "mail-restore.yml", extra_args=list(args), quiet=True)
+
+
+def maildir_files(address: str) -> list[str]:
+    user, domain = address.split("@")
+    maildir = f"/var/vmail/{domain}/{user}/Maildir"
+    return sorted(mailhost().run(f"find {maildir}/cur {maildir}/new -type f -printf '%P\\n'").stdout.split())
+
+
+@pytest.fixture(scope="module")
+def backed_up(pw: dict[str, str]) -> dict[str, Any]:
+    """A marked message in B's mailbox, then a backup into the off-host repository."""
     marker = subject("backup")
     assert send(pw, user=A, frm=A, to=B, subj=marker)["ok"]
     assert fetch(pw, B, marker)
     before = client("imap-count", MAIL_NAME, B, pw[B], "*")["count"]
     assert before >= 1
-    taken = converge(DEFAULT_INVENTORY, "mail-backup.yml", extra_args=["-e", "mail_backup_now=true"], quiet=True)
-    assert taken.ok, taken.failures
-    archives = sorted(p for p in (lab_dir(CODE) / "backups" / "mail" / MAIL_HOST).glob("mail-*") if p.suffix in (".gz", ".xz"))
-    assert archives, "no off-host copy of the backup on the controller"
+    summary = backup_now()
+    assert summary["messages"] >= before and summary["mailboxes"] >= 1, summary
+    return {"marker": marker, "count": before, "files": maildir_files(B), "summary": summary}
+
+
+def test_backups_land_in_the_off_host_repository(backed_up: dict[str, Any]) -> None:
+    """The repository is on the backup host, not on the mail host, and restic lists the snapshot."""
+    b = backuphost()
+    assert b.file(f"{REPO}/config").is_file and b.file(f"{REPO}/data").is_directory
+    assert not mailhost().file(REPO).exists
+    listed = json.loads(mailhost().run("/usr/local/sbin/dcops-mail-backup list --json").stdout)
+    ids = [str(s.get("id") or s.get("short_id")) for s in listed.get("snapshots", listed if isinstance(listed, list) else [])]
+    assert any(backed_up["summary"]["snapshot"].startswith(i[:8]) for i in ids), (listed, backed_up["summary"])
+
+
+def test_the_repository_is_encrypted(backed_up: dict[str, Any]) -> None:
+    """No file of the repository holds a message's text or a mailbox's name."""
+    b = backuphost()
+    for needle in (backed_up["marker"], B, B.split("@")[0]):
+        found = b.run(f"grep -rlaF -- {needle} {REPO}")
+        assert found.rc == 1 and not found.stdout, f"{needle!r} in clear in {found.stdout}"
+
+
+def test_restore_a_deleted_mailbox_from_backup(pw: dict[str, str], backed_up: dict[str, Any]) -> None:
     user, domain = B.split("@")
     maildir = f"/var/vmail/{domain}/{user}/Maildir"
     h = mailhost()
     assert h.run(f"find {maildir}/cur {maildir}/new -type f -delete && doveadm force-resync -u {B} INBOX").rc == 0
     assert client("imap-count", MAIL_NAME, B, pw[B], "*")["count"] == 0
-    args = ["-e", f"mail_restore_archive={archives[-1]}", "-e", f"mail_restore_mailboxes={B}"]
-    restored = converge(DEFAULT_INVENTORY, "mail-restore.yml", extra_args=args, quiet=True)
+    restored = restore("-e", "mail_restore_snapshot=latest", "-e", f"mail_restore_mailboxes={B}")
     assert restored.ok, restored.failures
-    assert client("imap-count", MAIL_NAME, B, pw[B], "*")["count"] == before
-    assert fetch(pw, B, marker, wait=5)
+    assert restored.changed >= 1
+    assert client("imap-count", MAIL_NAME, B, pw[B], "*")["count"] == backed_up["count"]
+    assert fetch(pw, B, backed_up["marker"], wait=5)
+    assert maildir_files(B) == backed_up["files"]
+
+
+def test_a_second_restore_duplicates_nothing(pw: dict[str, str], backed_up: dict[str, Any]) -> None:
+    files = maildir_files(B)
+    again = restore("-e", "mail_restore_snapshot=latest", "-e", f"mail_restore_mailboxes={B}")
+    assert again.ok, again.failures
+    assert again.changed == 0, "a second restore of the same snapshot must restore nothing"
+    assert maildir_files(B) == files
+    assert client("imap-count", MAIL_NAME, B, pw[B], "*")["count"] == backed_up["count"]
+
+
+def test_a_corrupted_repository_is_detected(backed_up: dict[str, Any]) -> None:
+    """One byte of one pack file changed on the backup host: restic's own check, through the
+    script, fails and says so; the pack is put back afterwards and the check passes again."""
+    b = backuphost()
+    pack = b.run(f"find {REPO}/data -type f | sort | head -1").stdout.strip()
+    assert pack, "no pack file in the repository"
+    saved = f"/root/{Path(pack).name}.good"
+    assert b.run(f"cp -a {pack} {saved} && printf 'X' | dd of={pack} bs=1 seek=100 conv=notrunc status=none").rc == 0
+    try:
+        bad = mailhost().run("/usr/local/sbin/dcops-mail-backup check --read-data")
+        assert bad.rc != 0, bad.stdout
+        assert "Fatal" in bad.stderr or "error" in bad.stderr.lower(), bad.stderr
+    finally:
+        assert b.run(f"cp -a {saved} {pack} && rm -f {saved}").rc == 0
+    good = mailhost().run("/usr/local/sbin/dcops-mail-backup check --read-data")
+    assert good.rc == 0, good.stderr
 
 
 # ---------------------------------------------------------------------------- brute force (last: bans an-phu)

@@ -63,6 +63,7 @@ class ServiceType(StrEnum):
     NATIONAL_AXIS = "national-axis"  # the national document exchange axis (external, watched)
     LGSP = "lgsp"  # the provincial integration platform
     ROUTING = "routing"  # OSPF on the data network
+    BACKUP = "backup"  # backup repositories of other hosts (restic over chrooted SFTP)
     SSH = "ssh"
 
 

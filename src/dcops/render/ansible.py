@@ -16,8 +16,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from dcops import lab_dir
 from dcops.inventory.model import Host, Inventory, Site, Tier
+from dcops.lab.ssh import lab_user
+from dcops.paths import lab_dir
 
 #: The data centre <-> district WireGuard legs: leg *i* (by circuit name) uses UDP ``port_base + i``
 #: at both ends and the *i*-th /30 of ``pool`` inside the tunnel (link-local addresses, as cloud
@@ -95,7 +96,7 @@ def _hostvars(inv: Inventory, site: Site, host: Host) -> dict[str, Any]:
         hv["dcops_loopback"] = str(site.loopback) if site.loopback else None
         hv["dcops_circuits"] = _circuits(inv, site)
     if inv.province.lab:
-        hv["ansible_user"] = inv.province.admins[0].name if inv.province.admins else "root"
+        hv["ansible_user"] = lab_user(inv.province)
         hv["ansible_ssh_common_args"] = f"-F {lab_dir(inv.province.code) / 'ssh_config'}"
     return hv
 
