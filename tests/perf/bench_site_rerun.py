@@ -103,7 +103,7 @@ def main() -> None:
     print()
     print(f"{'site.yml over inventory/lab':<44}{'before (' + args.ref + ')':>18}{'after':>12}   target")
     print(f"{'idempotent re-run, median of ' + str(args.reruns):<44}{b:>17.1f}s{a:>11.1f}s   after <= before")
-    print(f"{'changed on the re-runs':<44}{str([r[1] for r in before[1:]]):>18}{str([r[1] for r in after[1:]]):>12}   all 0")
+    print(f"{'changed on the re-runs':<44}{[r[1] for r in before[1:]]!s:>18}{[r[1] for r in after[1:]]!s:>12}   all 0")
     ok = all(r[2] for r in before + after) and all(r[1] == 0 for r in before[1:] + after[1:])
     print(f"{'speed-up':<44}{b / a:>17.2f}x")
     print(f"target {'MET' if a <= b and ok else 'MISSED'}; logs in {logs}")

@@ -4,15 +4,23 @@ The roles decide whether a host's file is stale by comparing its checksum with w
 dcops_template renders on the controller: any difference from the template module would make
 every run reinstall the file (no idempotence), so both are run here on the same templates
 (includes, role defaults, a loop item, ansible_managed, trim_blocks) and compared.
+
+Other ansible-core releases: install each in a virtualenv of its own (ansible-core alone is
+enough; this checkout's dcops is put on PYTHONPATH) and list them, separated by ``:``, in
+``DCOPS_TEST_ANSIBLE_CORE_VENVS``; the same playbook then runs with each of them.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from dcops.ansible_plugins import templating
 from tests.conftest import ROOT, VENV_BIN
 
 PLAYBOOKS = ROOT / "playbooks"
@@ -67,7 +75,7 @@ def _project(tmp: Path) -> Path:
     return play
 
 
-def _run(tmp: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+def _run(tmp: Path, *extra: str, venv: Path | None = None) -> subprocess.CompletedProcess[str]:
     play = _project(tmp)
     env = dict(os.environ)
     env.update(
@@ -76,21 +84,75 @@ def _run(tmp: Path, *extra: str) -> subprocess.CompletedProcess[str]:
         ANSIBLE_LOCALHOST_WARNING="0",
         ANSIBLE_INVENTORY_UNPARSED_WARNING="0",
     )
-    exe = VENV_BIN / "ansible-playbook"
-    cmd = [str(exe if exe.exists() else Path(sys.executable).parent / "ansible-playbook"), str(play)]
+    if venv is None:
+        exe = VENV_BIN / "ansible-playbook"
+        cmd = [str(exe if exe.exists() else Path(sys.executable).parent / "ansible-playbook"), str(play)]
+    else:  # another ansible-core: its own Python, this checkout's dcops
+        cmd = [str(venv / "bin" / "python"), str(venv / "bin" / "ansible-playbook"), str(play)]
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT / "src"), env.get("PYTHONPATH", "")) if p)
+        env.pop("VIRTUAL_ENV", None)
+        env["DCOPS_ANSIBLE_CORE_TRY"] = templating.minor_release(_core_version(venv))
     return subprocess.run([*cmd, "-e", f"out={tmp}", *extra], cwd=tmp, env=env, capture_output=True, text=True, timeout=300)
+
+
+def _core_version(venv: Path) -> str:
+    code = "import ansible.release; print(ansible.release.__version__)"
+    r = subprocess.run([str(venv / "bin" / "python"), "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, f"{venv}: no ansible-core there: {r.stderr}"
+    return r.stdout.strip()
+
+
+def _check_rendered(tmp: Path) -> None:
+    text = (tmp / "module-leg-b.txt").read_text()
+    # the comparison in the playbook is only worth something if the template exercised every feature
+    assert "value=héllo" in text and "line 2 of leg-b" in text and "included part for leg-b" in text
+    assert "\\n kept" in text and "{%" not in text
 
 
 def test_lookup_renders_what_the_template_module_writes(tmp_path: Path) -> None:
     r = _run(tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
-    text = (tmp_path / "module-leg-b.txt").read_text()
-    # the comparison above is only worth something if the template exercised every feature
-    assert "value=héllo" in text and "line 2 of leg-b" in text and "included part for leg-b" in text
-    assert "\\n kept" in text and "{%" not in text
+    _check_rendered(tmp_path)
 
 
 def test_missing_template_names_the_file(tmp_path: Path) -> None:
     r = _run(tmp_path, "-e", "r_missing=true")
     assert r.returncode != 0
     assert "nowhere.j2" in r.stdout + r.stderr
+
+
+VENVS = [Path(p) for p in re.split(r"[:\s]+", os.environ.get("DCOPS_TEST_ANSIBLE_CORE_VENVS", "")) if p]
+
+
+@pytest.mark.parametrize("venv", VENVS or [None], ids=[v.name for v in VENVS] or ["none"])
+def test_other_ansible_core_renders_byte_for_byte(tmp_path: Path, venv: Path | None) -> None:
+    if venv is None:
+        pytest.skip("DCOPS_TEST_ANSIBLE_CORE_VENVS lists no virtualenv with another ansible-core (e.g. /tmp/ac221:/tmp/ac220)")
+    version = _core_version(venv)
+    r = _run(tmp_path / "ok", venv=venv)
+    assert r.returncode == 0, f"ansible-core {version} ({venv}) renders differently:\n{r.stdout}{r.stderr}"
+    _check_rendered(tmp_path / "ok")
+    missing = _run(tmp_path / "missing", "-e", "r_missing=true", venv=venv)
+    assert missing.returncode != 0 and "nowhere.j2" in missing.stdout + missing.stderr, f"ansible-core {version}"
+    minor = templating.minor_release(version)
+    if minor not in templating.TESTED:
+        pytest.skip(f"ansible-core {version} renders byte for byte: add {minor!r} to templating.TESTED")
+
+
+def test_check_version_accepts_only_the_tested_releases(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DCOPS_ANSIBLE_CORE_TRY", raising=False)
+    assert templating.TESTED[0] == "2.19"  # the release pyproject pins
+    for v in ("2.19.14", "2.19.0rc1", "2.20.10", "2.21.5", "2.21"):
+        templating.check_version(v)
+    for v in ("2.18.19", "2.22.0b1", "2.190.1", "3.0.0"):
+        with pytest.raises(templating.TemplatingError) as e:
+            templating.check_version(v)
+        assert f"this is ansible-core {v}" in str(e.value) and "2.19, 2.20, 2.21" in str(e.value)
+    with pytest.raises(templating.TemplatingError, match="is not an ansible-core release"):
+        templating.check_version("devel")
+    templating.check_version()  # the installed release
+    assert templating.minor_release(templating.ansible_core_version()) in templating.TESTED
+    monkeypatch.setenv("DCOPS_ANSIBLE_CORE_TRY", "2.22")
+    templating.check_version("2.22.0b1")  # a release being tried by the test above
+    with pytest.raises(templating.TemplatingError):
+        templating.check_version("2.23.0")

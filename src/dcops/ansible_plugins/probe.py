@@ -368,8 +368,9 @@ def run_action(action: Any, task_vars: dict[str, Any]) -> dict[str, Any]:
     # task's register name.
     partial = {"lines": remote.lines, "ifaddrs": remote.ifaddrs, "differs": [x for x in remote.lines if x.startswith("differs ")]}
     variables = dict(task_vars)
-    if action._task.register:
-        variables[action._task.register] = partial
+    register = action._task.register  # a name; ansible-core 2.21 keeps a {name: expression} mapping
+    for name in [register] if isinstance(register, str) else list(register or {}):
+        variables[str(name)] = partial
     wants: list[bytes | None] = []
     srcs: list[str | None] = []
     private: str | None = None
