@@ -52,6 +52,8 @@ HandoverOpt = Annotated[
     typer.Option("--handover", help="Where to write the new passwords (CSV, mode 0600, outside the repository;"
                  " default: ~/dcops-mail-<province>-<time>.csv).", show_default=False),
 ]
+ADDRESS_HELP = "user@agency-domain"
+AddressArg = Annotated[str, typer.Argument(help=ADDRESS_HELP, show_default=False)]
 PrintOpt = Annotated[bool, typer.Option("--print", help="Print the new passwords once instead of writing a handover file.")]
 SchemeOpt = Annotated[Scheme, typer.Option("--scheme", help="Password hash scheme Dovecot reads.")]
 
@@ -69,10 +71,14 @@ def _errors() -> Iterator[None]:
 
 
 def _recovered(rec: Recovery | None) -> None:
-    if rec is not None:
-        what = "finished" if rec.outcome == "finished" else "undone (nothing of it was kept)"
-        err_console.print(f"[yellow]note:[/] an interrupted `dcops mail` change ({rec.id}) was {what}"
-                          + (f": {len(rec.files)} files" if rec.files else ""), highlight=False, soft_wrap=True)
+    if rec is None:
+        return
+    if rec.outcome == "finished":
+        what = f"finished ({len(rec.files)} files written)" + (f"; {rec.about}" if rec.about else "")
+    else:
+        what = "undone (nothing of it was kept)"
+    err_console.print(f"[yellow]note:[/] an interrupted `dcops mail` change ({rec.id}) was {escape(what)}",
+                      highlight=False, soft_wrap=True)
 
 
 @contextmanager
@@ -200,7 +206,7 @@ def import_(
 
 @app.command()
 def add(
-    address: Annotated[str, typer.Argument(help="user@agency-domain", show_default=False)],
+    address: AddressArg,
     name: Annotated[str, typer.Option("--name", help="Display name (the person's full name).", show_default=False)],
     quota: Annotated[int | None, typer.Option("--quota", min=1, help="Quota in MB (default: the agency's).")] = None,
     inventory: InventoryOpt = None,  # type: ignore[assignment]
@@ -231,7 +237,7 @@ def add(
 
 @app.command()
 def remove(
-    address: Annotated[str, typer.Argument(help="user@agency-domain", show_default=False)],
+    address: AddressArg,
     inventory: InventoryOpt = None,  # type: ignore[assignment]
     vault_password: VaultOpt = None,
     as_json: JsonOpt = False,
@@ -249,7 +255,7 @@ def remove(
 
 @app.command()
 def passwd(
-    address: Annotated[str | None, typer.Argument(help="user@agency-domain", show_default=False)] = None,
+    address: Annotated[str | None, typer.Argument(help=ADDRESS_HELP, show_default=False)] = None,
     missing: Annotated[
         bool, typer.Option("--missing", help="Every mailbox that has no hash yet (a new lab, hand-added accounts).")
     ] = False,
@@ -294,7 +300,7 @@ def recover(inventory: InventoryOpt = None, as_json: JsonOpt = False) -> None:  
         load_or_exit(directory, as_json)
     if as_json:
         emit_json({"ok": True, "recovered": None if rec is None else {"id": rec.id, "outcome": rec.outcome,
-                                                                      "files": rec.files}})
+                                                                      "files": rec.files, "about": rec.about}})
     elif rec is None:
         console.print(f"[green]✓[/] {escape(str(directory))}: no interrupted `dcops mail` change")
     else:

@@ -213,9 +213,14 @@ class Store:
                 changes[accounts_file(self.dir, a)] = Change(render_accounts(ag, managed))
             changes[hash_file(self.inv, a)] = Change(files[a].render(), 0o600)
         self.check_result(changes)
+        about = ""
         if handover is not None and issued:
             changes[handover.path] = handover.change(issued)
-        commit(changes, self.dir)
+            about = f"the new passwords are in {handover.path} (mode 0600): hand them over, then delete the file"
+        elif issued:
+            shown = ", ".join(i.address for i in issued[:10]) + (f" and {len(issued) - 10} more" if len(issued) > 10 else "")
+            about = f"the new passwords of {shown} were never shown: give them others with `dcops mail passwd ADDRESS`"
+        commit(changes, self.dir, about=about)
         return issued
 
     def check_result(self, changes: Mapping[Path, Change]) -> None:

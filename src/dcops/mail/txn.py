@@ -7,7 +7,7 @@ changes all of them or none, even when the process is killed (``kill -9``, a pow
 journal in the inventory folder (``journal_dir``):
 
 1. **Prepare.** The journal ``.dcops-mail-txn.yml`` (hidden) names the transaction and the staging
-   folder it uses beside each target (``.dcops-mail-<id>/``: the same file system, so a rename is
+   folder it uses beside each target (``.dcops-mail-staging-<id>/``: the same file system, so a rename is
    atomic). Every new content is written there and synced (:func:`dcops.fsio.stage_parts`); every
    target that exists gets a hard link there (its old content, for an undo). No target is touched:
    a crash here leaves every store as it was.
@@ -64,7 +64,7 @@ PREPARED = ".dcops-mail-txn.yml"
 PENDING = "dcops-mail-pending.yml"
 #: The journal's one section: the loader does not know it, so it refuses the inventory meanwhile.
 SECTION = "pending_mail_change"
-STAGING = ".dcops-mail-"
+STAGING = ".dcops-mail-staging-"
 CRASH_ENV = "DCOPS_MAIL_CRASH_AT"
 _ID = re.compile(r"^[0-9a-f]{12}$")
 _STEPS = itertools.count(1)
@@ -99,6 +99,7 @@ class Journal:
     state: State
     staging: list[str]
     entries: list[Entry] = field(default_factory=list)
+    about: str = ""  # what the person who finds it finished should be told (where the new passwords are)
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,7 @@ class Recovery:
     id: str
     outcome: Literal["finished", "undone"]
     files: list[str]
+    about: str = ""
 
 
 def _step(what: str) -> None:
@@ -168,7 +170,8 @@ def _read(path: Path) -> Journal:
         text = path.read_text(encoding="utf-8")
         line = next(x for x in text.splitlines() if x.startswith(f"{SECTION}:"))
         raw: dict[str, Any] = json.loads(line.split(":", 1)[1])
-        j = Journal(raw["id"], raw["state"], [str(s) for s in raw["staging"]], [Entry(**e) for e in raw["entries"]])
+        j = Journal(raw["id"], raw["state"], [str(s) for s in raw["staging"]], [Entry(**e) for e in raw["entries"]],
+                    str(raw.get("about", "")))
     except (OSError, UnicodeDecodeError, StopIteration, ValueError, KeyError, TypeError) as e:
         raise TxnError(f"{path}: not a readable dcops mail journal ({e}); check the files it names by hand,"
                        " then remove it") from e
@@ -190,11 +193,12 @@ def pending_message(journal: Path) -> str:
 
 
 # --- commit ------------------------------------------------------------------------------------
-def commit(changes: Mapping[Path, Change], journal_dir: Path | None = None) -> None:
+def commit(changes: Mapping[Path, Change], journal_dir: Path | None = None, *, about: str = "") -> None:
     """Apply every change or none, crash or not (see the module's docstring).
 
     ``journal_dir``: where the journal is kept (the inventory folder; default: the folder that
-    holds every target). Call it under :func:`locked`, after :func:`recover`."""
+    holds every target). ``about``: what :func:`recover` reports if it finishes the change for
+    this process (where the new passwords are). Call it under :func:`locked`, after :func:`recover`."""
     if not changes:
         return
     items = sorted((Path(os.path.abspath(t)), ch) for t, ch in changes.items())
@@ -205,7 +209,7 @@ def commit(changes: Mapping[Path, Change], journal_dir: Path | None = None) -> N
                            f" run `dcops mail recover -i {jdir}` first")
     txid = secrets.token_hex(6)
     staging = sorted({str(t.parent / f"{STAGING}{txid}") for t, _ in items})
-    prepared = Journal(txid, "prepared", staging)
+    prepared = Journal(txid, "prepared", staging, about=about)
     jdir.mkdir(parents=True, exist_ok=True)
     _write(jdir / PREPARED, prepared)
     try:
@@ -228,7 +232,7 @@ def commit(changes: Mapping[Path, Change], journal_dir: Path | None = None) -> N
         try:
             aborting = replace(committed, state="aborting")
             _write(jdir / PENDING, aborting)
-            _undo(aborting)
+            _roll(aborting, forward=False)
             _finish(jdir, aborting)
         except BaseException as undo_err:
             raise TxnError(f"{err}; undoing the change failed too ({undo_err}): run `dcops mail recover -i {jdir}`") from err
@@ -266,28 +270,17 @@ def _apply(e: Entry) -> None:
 
 
 # --- recovery ----------------------------------------------------------------------------------
-def _redo(j: Journal) -> None:
+def _roll(j: Journal, *, forward: bool) -> None:
+    """Redo (``forward``) or undo every entry of ``j``, then check every target against its SHA-256."""
     for e in j.entries:
-        if e.new is None:
+        src = e.new if forward else e.old
+        if src is None:
             Path(e.target).unlink(missing_ok=True)
-        elif Path(e.new).exists():
-            os.replace(e.new, e.target)
-    _verify(j, "new_sha256")
-
-
-def _undo(j: Journal) -> None:
-    for e in j.entries:
-        if e.old is None:
-            Path(e.target).unlink(missing_ok=True)
-        elif Path(e.old).exists():
-            os.replace(e.old, e.target)
-    _verify(j, "old_sha256")
-
-
-def _verify(j: Journal, which: Literal["new_sha256", "old_sha256"]) -> None:
+        elif Path(src).exists():  # gone: already renamed over the target
+            os.replace(src, e.target)
     for d in {Path(e.target).parent for e in j.entries}:
         fsio.fsync_dir(d)
-    wrong = [e.target for e in j.entries if _sha256(Path(e.target)) != getattr(e, which)]
+    wrong = [e.target for e in j.entries if _sha256(Path(e.target)) != (e.new_sha256 if forward else e.old_sha256)]
     if wrong:
         raise TxnError(f"transaction {j.id}: not as its journal recorded (a staging folder {STAGING}{j.id} removed by hand?):"
                        f" {', '.join(wrong)}; check these files by hand, then remove the journal")
@@ -315,10 +308,11 @@ def _finish(jdir: Path, j: Journal) -> None:
 
 def _discard(jdir: Path, j: Journal) -> None:
     """Forget a transaction that did not reach its commit point (or whose commit failed)."""
-    _remove_staging(j)
-    with contextlib.suppress(TxnError):
+    with contextlib.suppress(TxnError):  # first: a committed journal without its staged files would be a lie
         if (jdir / PENDING).exists() and _read(jdir / PENDING).id == j.id:
             (jdir / PENDING).unlink()
+            fsio.fsync_dir(jdir)
+    _remove_staging(j)
     (jdir / PREPARED).unlink(missing_ok=True)
     fsio.fsync_dir(jdir)
 
@@ -329,12 +323,10 @@ def recover(journal_dir: Path) -> Recovery | None:
     out: Recovery | None = None
     if (jdir / PENDING).exists():
         j = _read(jdir / PENDING)
-        if j.state == "committed":
-            _redo(j)
-        else:
-            _undo(j)
+        _roll(j, forward=j.state == "committed")
         _finish(jdir, j)
-        out = Recovery(j.id, "finished" if j.state == "committed" else "undone", [e.target for e in j.entries])
+        finished = j.state == "committed"
+        out = Recovery(j.id, "finished" if finished else "undone", [e.target for e in j.entries], j.about if finished else "")
     elif (jdir / PREPARED).exists():
         j = _read(jdir / PREPARED)
         _discard(jdir, j)
