@@ -162,25 +162,53 @@ SECOND = ("agency,user,display_name,quota_mb\nso-tttt,x1,Người Một Đổi T
           "ubnd-luc-yen,b,Lê Thị B,256\n")
 
 
-def test_import_killed_at_every_step_is_all_old_or_all_new(tmp_path: Path) -> None:
-    base = new_world(tmp_path / "base")
+def import_base(root: Path) -> World:
+    """A world with the accounts of FIRST imported, and SECOND beside it."""
+    base = new_world(root)
     (base.root / "first.csv").write_text(FIRST, encoding="utf-8")
     (base.root / "second.csv").write_text(SECOND, encoding="utf-8")
     code, out = cli(base, "import", str(base.root / "first.csv"), "-i", str(base.inv), "--print")
     assert code == 0, out
+    return base
+
+
+def import_second(w: World) -> list[str]:
+    return [str(VENV_BIN / "dcops"), "mail", "import", str(w.root / "second.csv"), "-i", str(w.inv), "--update",
+            "--handover", str(w.handover)]
+
+
+def assert_second_imported(w: World, base: World, accounts: dict[str, bytes], where: str) -> None:
+    """All new: the accounts files of SECOND, its two hashes added (the others byte for byte), a complete handover file."""
+    assert {k: b for k, b in w.files().items() if k.startswith("inv/")} == accounts, where
+    boxes = {m.address: m for m in load(w.inv).inventory.mailboxes()}
+    assert boxes["x1@stttt.lab.test"].display_name == "Người Một Đổi Tên" and boxes["b@lucyen.lab.test"].quota_mb == 256
+    assert w.handover.stat().st_mode & 0o777 == 0o600, where
+    lines = w.handover.read_text(encoding="utf-8").splitlines()
+    assert lines[0] == ",".join(FIELDS) and len(lines) == 3, where
+    issued = read_passwords(w.handover)
+    assert sorted(issued) == ["a@stttt.lab.test", "b@lucyen.lab.test"], where
+    before = hashes(base, base.secrets, "so-tttt")
+    after = {a: hashes(w, w.secrets, a) for a in ("so-tttt", "ubnd-luc-yen")}
+    assert {u: after["so-tttt"][u] for u in before} == before, "old ciphertexts byte for byte"
+    assert set(after["so-tttt"]) == {"x1", "x2", "a"} and set(after["ubnd-luc-yen"]) == {"b"}, where
+    v = vault(base)
+    for address, pw in issued.items():
+        user, _, domain = address.partition("@")
+        agency = "so-tttt" if domain == "stttt.lab.test" else "ubnd-luc-yen"
+        assert hashing.verify_password(pw, v.decrypt(after[agency][user])), f"{where}: {address}"
+    assert w.leftovers() == [], where
+
+
+def test_import_killed_at_every_step_is_all_old_or_all_new(tmp_path: Path) -> None:
+    base = import_base(tmp_path / "base")
     old = base.files()
-
-    def argv(w: World) -> list[str]:
-        return [str(VENV_BIN / "dcops"), "mail", "import", str(w.root / "second.csv"), "-i", str(w.inv), "--update",
-                "--handover", str(w.handover)]
-
-    steps, runs = crash_sweep(base, tmp_path, argv)
+    steps, runs = crash_sweep(base, tmp_path, import_second)
     commit_at = steps.index(COMMIT_POINT) + 1
     assert sum(s.startswith("half of") for s in steps) == 5 and "half of <world>/out/handover.csv written" in steps
     assert len(steps) == 23, steps  # 2 prepare + 5 files x 2 + linked + 2 commit + 5 applied + 3 finish
-    new_accounts = {k: v for k, v in runs[0][1].files().items() if k.startswith("inv/")}
-    v = vault(base)
+    accounts = {k: v for k, v in runs[0][1].files().items() if k.startswith("inv/")}
     for n, w, _ in runs:
+        where = f"step {n} ({steps[n - 1] if n else 'no crash'})"
         committed = n == 0 or n >= commit_at
         if 0 < n < commit_at:  # readers see the old state, before any recovery
             assert {k: b for k, b in w.files().items() if k in old} == old and not w.handover.exists()
@@ -192,31 +220,44 @@ def test_import_killed_at_every_step_is_all_old_or_all_new(tmp_path: Path) -> No
         assert code == 0, (n, out)
         if n % 2 and 1 < n < len(steps):  # (killed at 1: only a half-written journal, removed without a word)
             rec = json.loads(out)["recovered"]
-            assert rec["outcome"] == ("finished" if committed else "undone"), (n, steps[n - 1])
+            assert rec["outcome"] == ("finished" if committed else "undone"), where
             assert (str(w.handover) in rec["about"]) == committed, "a finished change says where the passwords are"
-        assert w.leftovers() == [], (n, steps[n - 1] if n else "no crash")
-        if not committed:
-            assert w.files() == old, f"step {n} ({steps[n - 1]}): not all old"
+        if committed:
+            assert_second_imported(w, base, accounts, where)
+        else:
+            assert w.files() == old, f"{where}: not all old"
             assert not w.handover.exists() and not list(w.handover.parent.glob("*")), "no handover file with dead passwords"
-            continue
-        where = f"step {n} ({steps[n - 1] if n else 'no crash'})"
-        files = w.files()
-        assert {k: b for k, b in files.items() if k.startswith("inv/")} == new_accounts, where
-        boxes = {m.address: m for m in load(w.inv).inventory.mailboxes()}
-        assert boxes["x1@stttt.lab.test"].display_name == "Người Một Đổi Tên" and boxes["b@lucyen.lab.test"].quota_mb == 256
-        assert w.handover.stat().st_mode & 0o777 == 0o600, where
-        lines = w.handover.read_text(encoding="utf-8").splitlines()
-        assert lines[0] == ",".join(FIELDS) and len(lines) == 3, where
-        issued = read_passwords(w.handover)
-        assert sorted(issued) == ["a@stttt.lab.test", "b@lucyen.lab.test"], where
-        before = hashes(base, base.secrets, "so-tttt")
-        after = {a: hashes(w, w.secrets, a) for a in ("so-tttt", "ubnd-luc-yen")}
-        assert {u: after["so-tttt"][u] for u in before} == before, "old ciphertexts byte for byte"
-        assert set(after["so-tttt"]) == {"x1", "x2", "a"} and set(after["ubnd-luc-yen"]) == {"b"}, where
-        for address, pw in issued.items():
-            user, _, domain = address.partition("@")
-            agency = "so-tttt" if domain == "stttt.lab.test" else "ubnd-luc-yen"
-            assert hashing.verify_password(pw, v.decrypt(after[agency][user])), f"{where}: {address}"
+
+
+def test_recovery_killed_at_every_step_still_finishes(tmp_path: Path) -> None:
+    """A crash during the recovery itself: the next command finishes it all the same. A journal copied away is refused."""
+    base = import_base(tmp_path / "base")
+    done = base.copy(tmp_path / "done")
+    code, out = cli(done, "import", str(done.root / "second.csv"), "-i", str(done.inv), "--update", "--handover",
+                    str(done.handover))
+    assert code == 0, out
+    accounts = {k: v for k, v in done.files().items() if k.startswith("inv/")}
+    recover = [str(VENV_BIN / "dcops"), "mail", "recover", "-i"]
+
+    def run(w: World, argv: list[str], at: int) -> list[str]:
+        env = {**os.environ, **w.env(), txn.CRASH_ENV: str(at)}
+        r = subprocess.run(argv, env=env, capture_output=True, text=True, check=False, cwd=ROOT)
+        assert r.returncode == (-9 if at else 0), r.stderr
+        return _steps(w, r.stderr)
+
+    worlds = [base.copy(tmp_path / f"recovery-{n}") for n in range(4)]
+    for w in worlds:  # the import killed once its first file is applied, four to go
+        assert run(w, import_second(w), 16)[-1] == "<world>/inv/mail-accounts/so-tttt.yml applied"
+    copied = worlds[0].copy(tmp_path / "copied")
+    code, out = cli(copied, "recover", "-i", str(copied.inv))
+    assert code == 1 and "moved or copied here" in " ".join(out.split()), out
+    steps = run(worlds[0], [*recover, str(worlds[0].inv)], 0)
+    assert steps == ["staging folders removed", f"journal {txn.PREPARED} removed", f"journal {txn.PENDING} removed"]
+    for n, w in enumerate(worlds):
+        if n:
+            assert run(w, [*recover, str(w.inv)], n) == steps[:n]
+        assert cli(w, "recover", "-i", str(w.inv))[0] == 0
+        assert_second_imported(w, base, accounts, f"recovery killed at step {n}")
 
 
 # --- a lab's labsecrets.ensure (appends to the lab's handover file), killed at every step ----------------

@@ -28,7 +28,8 @@ journal in the inventory folder (``journal_dir``):
   (a half-written handover file with them), nothing else changed.
 
 After a redo or an undo every target is checked against its SHA-256; a mismatch (a staging folder
-removed by hand) stops with the list of files and keeps the journal. While
+removed by hand) stops with the list of files and keeps the journal. A journal found elsewhere than
+where it was written (an inventory copied or moved with it) is refused: it names the other one's files. While
 ``dcops-mail-pending.yml`` exists the inventory does not load: the loader refuses its unknown
 section and names the file, so no reader (the ``dcops_mail`` lookup of a converge, the inventory
 plugin, renderers) uses a half-applied state; the file's comment says what to run.
@@ -97,6 +98,7 @@ class Entry:
 class Journal:
     id: str
     state: State
+    folder: str  # where it was written: a journal moved or copied elsewhere names another inventory's files
     staging: list[str]
     entries: list[Entry] = field(default_factory=list)
     about: str = ""  # what the person who finds it finished should be told (where the new passwords are)
@@ -170,14 +172,21 @@ def _read(path: Path) -> Journal:
         text = path.read_text(encoding="utf-8")
         line = next(x for x in text.splitlines() if x.startswith(f"{SECTION}:"))
         raw: dict[str, Any] = json.loads(line.split(":", 1)[1])
-        j = Journal(raw["id"], raw["state"], [str(s) for s in raw["staging"]], [Entry(**e) for e in raw["entries"]],
-                    str(raw.get("about", "")))
+        j = Journal(raw["id"], raw["state"], str(raw["folder"]), [str(s) for s in raw["staging"]],
+                    [Entry(**e) for e in raw["entries"]], str(raw.get("about", "")))
     except (OSError, UnicodeDecodeError, StopIteration, ValueError, KeyError, TypeError) as e:
         raise TxnError(f"{path}: not a readable dcops mail journal ({e}); check the files it names by hand,"
                        " then remove it") from e
     if not _ID.match(j.id) or j.state not in ("prepared", "committed", "aborting") or any(
             Path(s).name != f"{STAGING}{j.id}" for s in j.staging):
         raise TxnError(f"{path}: not a dcops mail journal (id, state or staging folders are wrong); check it by hand")
+    try:
+        here = os.path.samefile(j.folder, path.parent)
+    except OSError:
+        here = False
+    if not here:
+        raise TxnError(f"{path}: written in {j.folder}, and moved or copied here; it names the files of that inventory:"
+                       f" recover it there (dcops mail recover -i {j.folder}), then remove this copy")
     return j
 
 
@@ -209,7 +218,7 @@ def commit(changes: Mapping[Path, Change], journal_dir: Path | None = None, *, a
                            f" run `dcops mail recover -i {jdir}` first")
     txid = secrets.token_hex(6)
     staging = sorted({str(t.parent / f"{STAGING}{txid}") for t, _ in items})
-    prepared = Journal(txid, "prepared", staging, about=about)
+    prepared = Journal(txid, "prepared", str(jdir), staging, about=about)
     jdir.mkdir(parents=True, exist_ok=True)
     _write(jdir / PREPARED, prepared)
     try:
