@@ -21,6 +21,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -364,3 +365,21 @@ def test_recover_with_nothing_pending(tmp_path: Path) -> None:
     assert code == 0 and "no interrupted `dcops mail` change" in " ".join(out.split())
     code, out = cli(w, "recover", "-i", str(tmp_path / "nope"))
     assert code == 2 and "not a directory" in out
+
+
+def test_readers_wait_for_a_change_under_way_and_refuse_an_unfinished_one(tmp_path: Path) -> None:
+    entered = threading.Event()
+
+    def reader() -> None:
+        with txn.reading(tmp_path):
+            entered.set()
+
+    with txn.locked(tmp_path):  # a dcops mail command under way
+        t = threading.Thread(target=reader)
+        t.start()
+        assert not entered.wait(0.5), "a reader waits for the change to end"
+    t.join(30)
+    assert entered.is_set()
+    (tmp_path / txn.PENDING).write_text("# interrupted\n")
+    with pytest.raises(txn.TxnError, match=r"run `dcops mail recover -i "), txn.reading(tmp_path):
+        pass

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -24,13 +26,15 @@ from dcops.render.maildns import DMARC_POLICIES, MailDnsError
 app = typer.Typer(help="DNS of the province: the zone of its domain, the networks its resolvers answer.", no_args_is_help=True)
 
 
-def _load(inventory: Path | None, as_json: bool) -> Inventory:
-    """The inventory; refused with what to run while a `dcops mail` change is unfinished (the zone holds its keys)."""
+@contextmanager
+def _reading(inventory: Path | None, as_json: bool) -> Iterator[Inventory]:
+    """The inventory, with no `dcops mail` change under way or unfinished while its DKIM keys are read."""
     directory = inventory or DEFAULT_INVENTORY
-    journal = txn.pending(directory)
-    if journal is not None:
-        fail(txn.pending_message(journal))
-    return load_or_exit(directory, as_json).inventory
+    try:
+        with txn.reading(directory):
+            yield load_or_exit(directory, as_json).inventory
+    except txn.TxnError as e:
+        fail(str(e))
 
 
 @app.command()
@@ -52,12 +56,14 @@ def zone(
     without a key are rendered without a DKIM record (a warning names them). The SOA serial is
     derived from the records: the same inventory and keys give the same file, byte for byte.
     """
-    inv = _load(inventory, as_json)
+    with _reading(inventory, as_json) as inv:
+        try:
+            z = province_zone(inv, dkim_mod.public_keys(inv), dmarc_policy=dmarc_policy, require_dkim=require_dkim)
+        except (SecretsError, MailDnsError, DnsError) as e:
+            fail(str(e))
     try:
-        keys = dkim_mod.public_keys(inv)
-        z = province_zone(inv, keys, dmarc_policy=dmarc_policy, require_dkim=require_dkim)
         checked = check_zone(z.origin, z.text) if check else None
-    except (SecretsError, MailDnsError, DnsError) as e:
+    except MailDnsError as e:
         fail(str(e))
     written = False
     if out is not None:
@@ -109,8 +115,8 @@ def networks(
 
     One CIDR per line; with --json also the domain and the addresses clients query.
     """
-    inv = _load(inventory, as_json)
-    nets = access_networks(inv)
+    with _reading(inventory, as_json) as inv:
+        nets = access_networks(inv)
     if as_json:
         emit_json({"ok": True, "domain": inv.province.domain, "networks": nets, "nameservers": nameservers(inv)})
         return

@@ -34,7 +34,8 @@ where it was written (an inventory copied or moved with it) is refused: it names
 section and names the file, so no reader (the ``dcops_mail`` lookup of a converge, the inventory
 plugin, renderers) uses a half-applied state; the file's comment says what to run.
 
-A lock on the inventory folder (:func:`locked`) serialises ``dcops mail`` commands on one inventory.
+A lock on the inventory folder (:func:`locked`) serialises ``dcops mail`` commands on one inventory;
+readers that take it shared (:func:`reading`) never see a change under way either.
 
 Crash injection (tests): with ``DCOPS_MAIL_CRASH_AT=N`` the process prints every step it passes on
 stderr (``dcops mail step N: ...``) and sends itself SIGKILL at step ``N``.
@@ -347,14 +348,30 @@ def recover(journal_dir: Path) -> Recovery | None:
 
 
 @contextlib.contextmanager
-def locked(directory: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``directory`` itself (waits for another dcops mail command; creates no file)."""
+def locked(directory: Path, *, shared: bool = False) -> Iterator[None]:
+    """Hold a lock on ``directory`` itself (creates no file): exclusive for a ``dcops mail`` command
+    (it waits for another), ``shared`` for readers (they wait for a command under way, not for each other)."""
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)
+
+
+@contextlib.contextmanager
+def reading(inventory_dir: Path) -> Iterator[None]:
+    """For a reader of the inventory and its mail secrets together (the zone's DKIM keys, the mail role's
+    lookup): no ``dcops mail`` change is under way while it reads, and TxnError (naming what to run) if
+    one was interrupted and is not finished. A folder that does not exist is left to the loader."""
+    if not Path(inventory_dir).is_dir():
+        yield
+        return
+    with locked(inventory_dir, shared=True):
+        journal = pending(inventory_dir)
+        if journal is not None:
+            raise TxnError(pending_message(journal))
+        yield
 
 
 @contextlib.contextmanager
