@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 
@@ -30,14 +31,23 @@ def stage(target: Path, data: bytes, mode: int = 0o644) -> Path:
 
     The caller renames it over the target (``os.replace``) or removes it. Missing parent folders
     are created (0700 for a private file, 0755 otherwise)."""
+    return stage_parts(target, (data,), mode)
+
+
+def stage_parts(target: Path, parts: Iterable[bytes], mode: int = 0o644) -> Path:
+    """:func:`stage` for content given in pieces, each written to the file before the next is taken.
+
+    A caller that must do something between two pieces (:mod:`dcops.mail.txn`'s crash-injection
+    steps) passes a generator; if it raises, the temporary file is removed."""
     target.parent.mkdir(parents=True, exist_ok=True, mode=0o700 if mode & 0o077 == 0 else 0o755)
     fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     tmp = Path(name)
     try:
         with os.fdopen(fd, "wb") as f:
             os.fchmod(f.fileno(), mode)
-            f.write(data)
-            f.flush()
+            for part in parts:
+                f.write(part)
+                f.flush()
             os.fsync(f.fileno())
     except BaseException:
         tmp.unlink(missing_ok=True)

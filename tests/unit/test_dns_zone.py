@@ -141,20 +141,35 @@ def test_cli_zone_with_dkim_keys_made_in_a_tmp_dir(tmp_path: Path, monkeypatch: 
     pw = tmp_path / "pw"
     pw.write_text("x\n")
     pw.chmod(0o600)
-    inv = load_inventory(LAB)
+    lab = tmp_path / "lab"
+    shutil.copytree(LAB, lab)  # the key transaction keeps its journal in the inventory folder
+    inv = load_inventory(lab)
     dkim.ensure_keys(inv, Vault(pw))
     out = tmp_path / "cache" / "province.zone"
-    r = runner.invoke(app, ["dns", "zone", "-i", str(LAB), "--out", str(out), "--check", "--require-dkim", "--json"])
+    r = runner.invoke(app, ["dns", "zone", "-i", str(lab), "--out", str(out), "--check", "--require-dkim", "--json"])
     assert r.exit_code == 0, r.output
     data = json.loads(r.stdout)
     assert data["written"] is True and data["missing_dkim"] == [] and data["named_checkzone"] == "OK"
     text = out.read_text()
     for domain, key in dkim.public_keys(inv).items():
         assert txt(key.record()).split('"')[1] in text, domain
+    assert out.stat().st_mode & 0o777 == 0o644 and not [p for p in out.parent.iterdir() if p != out], "no temporary file left"
     mtime = out.stat().st_mtime_ns
-    r = runner.invoke(app, ["dns", "zone", "-i", str(LAB), "--out", str(out), "--json"])
+    r = runner.invoke(app, ["dns", "zone", "-i", str(lab), "--out", str(out), "--json"])
     assert json.loads(r.stdout)["written"] is False and out.stat().st_mtime_ns == mtime, "unchanged: not rewritten"
     assert json.loads(r.stdout)["serial"] == data["serial"]
+
+
+def test_cli_refuses_while_a_mail_change_is_unfinished(tmp_path: Path) -> None:
+    """The zone holds the DKIM keys: while a `dcops mail` change is past its commit point and not finished, no zone."""
+    from dcops.mail import txn
+
+    lab = tmp_path / "lab"
+    shutil.copytree(LAB, lab)
+    (lab / txn.PENDING).write_text("# interrupted\n")
+    for cmd in (["dns", "zone"], ["dns", "networks"]):
+        r = runner.invoke(app, [*cmd, "-i", str(lab)])
+        assert r.exit_code == 1 and "dcops mail recover -i" in " ".join(r.stderr.split()), r.output
 
 
 def test_cli_zone_without_dkim_keys_warns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

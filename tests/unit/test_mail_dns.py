@@ -81,7 +81,8 @@ def test_dkim_keys_are_generated_once_and_kept(tmp_path: Path, monkeypatch: pyte
     pw.write_text("x\n")
     pw.chmod(0o600)
     vault = Vault(pw)
-    inv = load_inventory(LAB)
+    shutil.copytree(LAB, tmp_path / "lab")  # the key transaction keeps its journal in the inventory folder
+    inv = load_inventory(tmp_path / "lab")
     created, kept = dkim.ensure_keys(inv, vault)
     assert (sorted(created), kept) == (sorted(a.domain for a in inv.agencies), [])
     f = dkim_file(inv, "stttt.lab.test")

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.markup import escape
 
+from dcops import DEFAULT_INVENTORY
 from dcops.cli.common import InventoryOpt, JsonOpt, console, emit_json, err_console, fail, load_or_exit
 from dcops.cli.mail import check_zone
+from dcops.fsio import atomic_write
+from dcops.inventory import Inventory
 from dcops.mail import dkim as dkim_mod
+from dcops.mail import txn
 from dcops.mail.vault import SecretsError
 from dcops.paths import secrets_dir
 from dcops.render.dns import DnsError, access_networks, nameservers, province_zone
@@ -22,24 +26,15 @@ from dcops.render.maildns import DMARC_POLICIES, MailDnsError
 app = typer.Typer(help="DNS of the province: the zone of its domain, the networks its resolvers answer.", no_args_is_help=True)
 
 
-def _write_if_changed(path: Path, text: str) -> bool:
-    """Write ``text`` to ``path`` atomically unless it holds that already; True if written."""
+@contextmanager
+def _reading(inventory: Path | None, as_json: bool) -> Iterator[Inventory]:
+    """The inventory, with no `dcops mail` change under way or unfinished while its DKIM keys are read."""
+    directory = inventory or DEFAULT_INVENTORY
     try:
-        if path.read_text(encoding="utf-8") == text:
-            return False
-    except FileNotFoundError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return True
+        with txn.reading(directory):
+            yield load_or_exit(directory, as_json).inventory
+    except txn.TxnError as e:
+        fail(str(e))
 
 
 @app.command()
@@ -61,17 +56,19 @@ def zone(
     without a key are rendered without a DKIM record (a warning names them). The SOA serial is
     derived from the records: the same inventory and keys give the same file, byte for byte.
     """
-    inv = load_or_exit(inventory, as_json).inventory
+    with _reading(inventory, as_json) as inv:
+        try:
+            z = province_zone(inv, dkim_mod.public_keys(inv), dmarc_policy=dmarc_policy, require_dkim=require_dkim)
+        except (SecretsError, MailDnsError, DnsError) as e:
+            fail(str(e))
     try:
-        keys = dkim_mod.public_keys(inv)
-        z = province_zone(inv, keys, dmarc_policy=dmarc_policy, require_dkim=require_dkim)
         checked = check_zone(z.origin, z.text) if check else None
-    except (SecretsError, MailDnsError, DnsError) as e:
+    except MailDnsError as e:
         fail(str(e))
     written = False
     if out is not None:
         try:
-            written = _write_if_changed(out, z.text)
+            written = atomic_write(out, z.text, only_if_changed=True)
         except OSError as e:
             fail(f"cannot write the zone to {out}: {e}")
     warnings = list(z.warnings)
@@ -118,8 +115,8 @@ def networks(
 
     One CIDR per line; with --json also the domain and the addresses clients query.
     """
-    inv = load_or_exit(inventory, as_json).inventory
-    nets = access_networks(inv)
+    with _reading(inventory, as_json) as inv:
+        nets = access_networks(inv)
     if as_json:
         emit_json({"ok": True, "domain": inv.province.domain, "networks": nets, "nameservers": nameservers(inv)})
         return

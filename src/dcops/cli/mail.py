@@ -1,9 +1,11 @@
-"""``dcops mail``: mailboxes (import, add, remove, passwd, list), DKIM keys and mail DNS records."""
+"""``dcops mail``: mailboxes (import, add, remove, passwd, list), DKIM keys, mail DNS records, recovery.
+
+Every command takes the inventory's lock and first finishes or undoes a change that a crash
+interrupted (:mod:`dcops.mail.txn`), then loads the inventory.
+"""
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 import shutil
 import subprocess
@@ -21,16 +23,19 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from dcops import ROOT
+from dcops import DEFAULT_INVENTORY, ROOT
 from dcops.cli.common import InventoryOpt, JsonOpt, console, emit_json, err_console, fail, load_or_exit
+from dcops.fsio import atomic_write
 from dcops.inventory import Loaded
 from dcops.inventory.errors import Problem
 from dcops.inventory.model import MailAccount
 from dcops.mail import dkim as dkim_mod
-from dcops.mail.accounts import AccountError, Issued, Plan, Store
+from dcops.mail.accounts import AccountError, Plan, Store
 from dcops.mail.csvimport import HEADER, local_part_problem, read_accounts_csv
+from dcops.mail.handover import Handover, Issued
 from dcops.mail.hashing import HashError, Scheme
-from dcops.mail.txn import locked
+from dcops.mail.names import display_name_problem
+from dcops.mail.txn import Recovery, TxnError, settled
 from dcops.mail.vault import HashFile, SecretsError, Vault, hash_file, vault_password_file
 from dcops.paths import secrets_dir
 from dcops.render.maildns import DMARC_POLICIES, MailDnsError, assembled_zone, mail_dns
@@ -47,6 +52,8 @@ HandoverOpt = Annotated[
     typer.Option("--handover", help="Where to write the new passwords (CSV, mode 0600, outside the repository;"
                  " default: ~/dcops-mail-<province>-<time>.csv).", show_default=False),
 ]
+ADDRESS_HELP = "user@agency-domain"
+AddressArg = Annotated[str, typer.Argument(help=ADDRESS_HELP, show_default=False)]
 PrintOpt = Annotated[bool, typer.Option("--print", help="Print the new passwords once instead of writing a handover file.")]
 SchemeOpt = Annotated[Scheme, typer.Option("--scheme", help="Password hash scheme Dovecot reads.")]
 
@@ -59,15 +66,38 @@ def _errors() -> Iterator[None]:
         for r in e.reasons:
             err_console.print(f"[bold red]error:[/] {escape(r)}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
-    except (SecretsError, HashError, MailDnsError) as e:
+    except (SecretsError, HashError, MailDnsError, TxnError) as e:
         fail(str(e))
+
+
+def _recovered(rec: Recovery | None) -> None:
+    if rec is None:
+        return
+    if rec.outcome == "finished":
+        what = f"finished ({len(rec.files)} files written)" + (f"; {rec.about}" if rec.about else "")
+    else:
+        what = "undone (nothing of it was kept)"
+    err_console.print(f"[yellow]note:[/] an interrupted `dcops mail` change ({rec.id}) was {escape(what)}",
+                      highlight=False, soft_wrap=True)
+
+
+@contextmanager
+def _session(inventory: Path | None, as_json: bool) -> Iterator[Loaded]:
+    """The inventory, loaded under its lock once an interrupted change is finished or undone."""
+    directory = inventory or DEFAULT_INVENTORY
+    with _errors(), settled(directory) as rec:
+        _recovered(rec)
+        yield load_or_exit(directory, as_json)
 
 
 def _vault(loaded: Loaded, password_file: Path | None) -> Vault:
     return Vault(vault_password_file(loaded.inventory, password_file))
 
 
-def _handover_path(loaded: Loaded, explicit: Path | None) -> Path:
+def _handover(loaded: Loaded, explicit: Path | None, print_: bool) -> Handover | None:
+    """Where new passwords go: None to print them; else a new file, refused now if it cannot be written."""
+    if print_:
+        return None
     inv = loaded.inventory
     path = explicit or Path.home() / f"dcops-mail-{inv.province.code}-{datetime.now():%Y%m%d-%H%M%S}.csv"
     path = path.expanduser().resolve()
@@ -77,40 +107,27 @@ def _handover_path(loaded: Loaded, explicit: Path | None) -> Path:
                                " keep plaintext passwords out of the repository")
     if path.exists():
         raise SecretsError(f"the handover file {path} exists already; give another --handover path")
-    return path
+    return Handover(path)
 
 
-def _write_handover(path: Path, issued: list[Issued]) -> None:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["agency", "address", "display_name", "initial_password"])
-    for i in sorted(issued, key=lambda x: x.address):
-        w.writerow([i.agency, i.address, i.display_name, i.password])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(buf.getvalue())
-
-
-def _hand_over(loaded: Loaded, issued: list[Issued], handover: Path | None, print_: bool, as_json: bool) -> dict[str, object]:
-    """Give the new passwords to the sysadmin, once: a 0600 file, or the terminal."""
+def _hand_over(issued: list[Issued], handover: Handover | None, as_json: bool) -> dict[str, object]:
+    """Tell the sysadmin where the new passwords are (written with the change), or show them once."""
     if not issued:
         return {}
-    if print_:
-        if as_json:
-            return {"passwords": [{"address": i.address, "password": i.password} for i in issued]}
-        t = Table(title="new passwords (shown once; not stored anywhere)", header_style="bold")
-        for c in ("address", "display name", "password"):
-            t.add_column(c)
-        for i in sorted(issued, key=lambda x: x.address):
-            t.add_row(i.address, i.display_name, i.password)
-        console.print(t)
-        return {}
-    path = _handover_path(loaded, handover)
-    _write_handover(path, issued)
-    if not as_json:
-        console.print(f"new passwords: [bold]{escape(str(path))}[/] (mode 0600; hand them over, then delete the file)")
-    return {"handover": str(path)}
+    if handover is not None:
+        if not as_json:
+            console.print(f"new passwords: [bold]{escape(str(handover.path))}[/] (mode 0600; hand them over,"
+                          " then delete the file)")
+        return {"handover": str(handover.path)}
+    if as_json:
+        return {"passwords": [{"address": i.address, "password": i.password} for i in issued]}
+    t = Table(title="new passwords (shown once; not stored anywhere)", header_style="bold")
+    for c in ("address", "display name", "password"):
+        t.add_column(c)
+    for i in sorted(issued, key=lambda x: x.address):
+        t.add_row(i.address, i.display_name, i.password)
+    console.print(t)
+    return {}
 
 
 def _print_problems(source: Path, problems: list[Problem], as_json: bool) -> None:
@@ -126,9 +143,14 @@ def _print_problems(source: Path, problems: list[Problem], as_json: bool) -> Non
         err_console.print(f"  [cyan]{escape(where)}{escape(col)}[/]: {escape(p.reason)}", highlight=False, soft_wrap=True)
 
 
-def _progress(total: int, what: str) -> Progress:
-    return Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-                    console=err_console, transient=True, disable=total < 20)
+def _apply_with_progress(store: Store, plan: Plan, vault: Vault, n: int, handover: Handover | None, *,
+                         scheme: Scheme, workers: int = 2) -> list[Issued]:
+    """``store.apply`` with a progress bar over the ``n`` passwords it hashes (shown from 20 on)."""
+    with Progress(TextColumn("hashing and encrypting passwords"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TimeRemainingColumn(), console=err_console, transient=True, disable=n < 20) as prog:
+        task = prog.add_task("hash", total=n)
+        return store.apply(plan, vault, scheme=scheme, workers=workers, progress=lambda k: prog.advance(task, k),
+                           handover=handover)
 
 
 @app.command("import")
@@ -148,11 +170,11 @@ def import_(
 
     Every problem in the file is listed (line, column, reason) and nothing is written while any
     remains. Each new account gets a random password: its hash goes to the vault, the password
-    to a mode-0600 handover file outside the repository (or, with --print, to the terminal).
+    to a mode-0600 handover file outside the repository (or, with --print, to the terminal); the
+    inventory, the vault and the handover file are written together or not at all.
     """
-    loaded = load_or_exit(inventory, as_json)
     t0 = time.monotonic()
-    with _errors(), locked(Path(loaded.inventory.source)):
+    with _session(inventory, as_json) as loaded:
         store = Store(loaded)
         rows, problems = read_accounts_csv(file, store, update=update)
         if problems:
@@ -169,24 +191,22 @@ def import_(
                               " nothing written (--dry-run)")
             return
         vault = _vault(loaded, vault_password)
-        handover_path = None if print_ else _handover_path(loaded, handover)  # refuse before any work
-        with _progress(len(plan.add), "hashing and encrypting passwords") as prog:
-            task = prog.add_task("hash", total=len(plan.add))
-            issued = store.apply(plan, vault, scheme=scheme, workers=workers, progress=lambda n: prog.advance(task, n))
+        to = _handover(loaded, handover, print_)  # refused before any work
+        issued = _apply_with_progress(store, plan, vault, len(plan.add), to, scheme=scheme, workers=workers)
         seconds = time.monotonic() - t0
         out: dict[str, object] = {"ok": True, "added": len(plan.add), "updated": len(plan.update),
                                   "agencies": len(plan.agencies()), "seconds": round(seconds, 2)}
         if not as_json:
             console.print(f"[green]✓[/] {len(plan.add)} accounts added, {len(plan.update)} updated in {len(plan.agencies())}"
                           f" agencies ({seconds:.1f} s); hashes in {secrets_dir(loaded.inventory) / 'mail'}")
-        out |= _hand_over(loaded, issued, handover_path, print_, as_json)
+        out |= _hand_over(issued, to, as_json)
     if as_json:
         emit_json(out)
 
 
 @app.command()
 def add(
-    address: Annotated[str, typer.Argument(help="user@agency-domain", show_default=False)],
+    address: AddressArg,
     name: Annotated[str, typer.Option("--name", help="Display name (the person's full name).", show_default=False)],
     quota: Annotated[int | None, typer.Option("--quota", min=1, help="Quota in MB (default: the agency's).")] = None,
     inventory: InventoryOpt = None,  # type: ignore[assignment]
@@ -197,33 +217,33 @@ def add(
     as_json: JsonOpt = False,
 ) -> None:
     """Add one mailbox; its initial password is printed once (or written with --to-file/--handover)."""
-    loaded = load_or_exit(inventory, as_json)
-    with _errors(), locked(Path(loaded.inventory.source)):
+    with _session(inventory, as_json) as loaded:
         store = Store(loaded)
         ag, user = store.find(address)
         why = local_part_problem(user)
-        if why or not name.strip():
-            raise AccountError([why or "--name is empty"])
+        why_name = display_name_problem(name.strip())
+        if why or why_name:
+            raise AccountError([w for w in (why, why_name and f"--name: {why_name}") if w])
         acc = MailAccount(agency=ag.name, user=user, display_name=name.strip(), quota_mb=quota)
-        issued = store.apply(Plan(add=[acc]), _vault(loaded, vault_password), scheme=scheme)
+        to = _handover(loaded, handover, not (to_file or handover))
+        issued = store.apply(Plan(add=[acc]), _vault(loaded, vault_password), scheme=scheme, handover=to)
         out: dict[str, object] = {"ok": True, "added": f"{user}@{ag.domain}"}
         if not as_json:
             console.print(f"[green]✓[/] {user}@{ag.domain} added ({ag.display_name})")
-        out |= _hand_over(loaded, issued, handover, not (to_file or handover), as_json)
+        out |= _hand_over(issued, to, as_json)
     if as_json:
         emit_json(out)
 
 
 @app.command()
 def remove(
-    address: Annotated[str, typer.Argument(help="user@agency-domain", show_default=False)],
+    address: AddressArg,
     inventory: InventoryOpt = None,  # type: ignore[assignment]
     vault_password: VaultOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Remove one mailbox from the inventory and its hash from the vault (the next converge removes it)."""
-    loaded = load_or_exit(inventory, as_json)
-    with _errors(), locked(Path(loaded.inventory.source)):
+    with _session(inventory, as_json) as loaded:
         store = Store(loaded)
         ag, user = store.find(address)
         store.apply(Plan(remove=[(ag.name, user)]), _vault(loaded, vault_password))
@@ -235,7 +255,7 @@ def remove(
 
 @app.command()
 def passwd(
-    address: Annotated[str | None, typer.Argument(help="user@agency-domain", show_default=False)] = None,
+    address: Annotated[str | None, typer.Argument(help=ADDRESS_HELP, show_default=False)] = None,
     missing: Annotated[
         bool, typer.Option("--missing", help="Every mailbox that has no hash yet (a new lab, hand-added accounts).")
     ] = False,
@@ -249,8 +269,7 @@ def passwd(
     """Give one mailbox (or, with --missing, every mailbox without one) a new random password."""
     if (address is None) == (not missing):
         fail("give an ADDRESS or --missing (not both)")
-    loaded = load_or_exit(inventory, as_json)
-    with _errors(), locked(Path(loaded.inventory.source)):
+    with _session(inventory, as_json) as loaded:
         store = Store(loaded)
         vault = _vault(loaded, vault_password)
         if address is not None:
@@ -258,27 +277,42 @@ def passwd(
             targets = [(ag.name, user)]
             print_ = print_ or handover is None
         else:
-            targets = []
-            for a in sorted(store.agencies):
-                have = HashFile.read(hash_file(loaded.inventory, a), a, store.agencies[a].domain).entries
-                targets += [(a, u) for u in sorted(store.accounts.get(a, {})) if u not in have]
-        with _progress(len(targets), "hashing and encrypting passwords") as prog:
-            task = prog.add_task("hash", total=len(targets))
-            issued = store.apply(Plan(passwd=targets), vault, scheme=scheme, progress=lambda n: prog.advance(task, n))
+            targets = store.missing_hashes()
+        to = _handover(loaded, handover, print_)
+        issued = _apply_with_progress(store, Plan(passwd=targets), vault, len(targets), to, scheme=scheme)
         out: dict[str, object] = {"ok": True, "changed": [i.address for i in issued]}
         if not as_json:
             console.print(f"[green]✓[/] new password for {len(issued)} mailbox{'es' * (len(issued) != 1)}")
-        out |= _hand_over(loaded, issued, handover, print_, as_json)
+        out |= _hand_over(issued, to, as_json)
     if as_json:
         emit_json(out)
+
+
+@app.command()
+def recover(inventory: InventoryOpt = None, as_json: JsonOpt = False) -> None:  # type: ignore[assignment]
+    """Finish or undo a mailbox change that was interrupted (a crash, kill -9); every dcops mail command does it first.
+
+    A change interrupted after its commit point is finished (inventory, vault and handover file
+    all written); one interrupted before it is undone (nothing of it kept, no handover file left).
+    """
+    directory = inventory or DEFAULT_INVENTORY
+    with _errors(), settled(directory) as rec:
+        load_or_exit(directory, as_json)
+    if as_json:
+        emit_json({"ok": True, "recovered": None if rec is None else {"id": rec.id, "outcome": rec.outcome,
+                                                                      "files": rec.files, "about": rec.about}})
+    elif rec is None:
+        console.print(f"[green]✓[/] {escape(str(directory))}: no interrupted `dcops mail` change")
+    else:
+        _recovered(rec)
+        console.print(f"[green]✓[/] {escape(str(directory))}: consistent again")
 
 
 @app.command("list")
 def list_(inventory: InventoryOpt = None, as_json: JsonOpt = False) -> None:  # type: ignore[assignment]
     """Every named mailbox, its quota, and whether it has a password hash in the vault."""
-    loaded = load_or_exit(inventory, as_json)
-    inv = loaded.inventory
-    with _errors():
+    with _session(inventory, as_json) as loaded:
+        inv = loaded.inventory
         hashed = {(a.name, u) for a in inv.agencies for u in HashFile.read(hash_file(inv, a.name), a.name, a.domain).entries}
         boxes = inv.mailboxes()
     rows = [{"address": m.address, "agency": m.agency, "display_name": m.display_name, "quota_mb": m.quota_mb,
@@ -303,8 +337,7 @@ def dkim_keys(
     as_json: JsonOpt = False,
 ) -> None:
     """Generate the DKIM key of every agency domain that has none; existing keys are kept."""
-    loaded = load_or_exit(inventory, as_json)
-    with _errors(), locked(Path(loaded.inventory.source)):
+    with _session(inventory, as_json) as loaded:
         domains = {a.domain for a in loaded.inventory.agencies}
         unknown = sorted(set(rotate or []) - domains)
         if unknown:
@@ -328,15 +361,13 @@ def dns(
     as_json: JsonOpt = False,
 ) -> None:
     """MX, SPF, DKIM and DMARC records of every agency domain, as zone-file fragments."""
-    loaded = load_or_exit(inventory, as_json)
-    inv = loaded.inventory
-    with _errors():
+    with _session(inventory, as_json) as loaded:
+        inv = loaded.inventory
         files = mail_dns(inv, dkim_mod.public_keys(inv), dmarc_policy=dmarc_policy, require_dkim=not allow_missing_dkim)
         checked = check_zone(inv.province.domain, assembled_zone(inv, files)) if check else None
     if output is not None:
-        output.mkdir(parents=True, exist_ok=True)
         for name, text in files.items():
-            (output / name).write_text(text, encoding="utf-8")
+            atomic_write(output / name, text, only_if_changed=True)
     if as_json:
         emit_json({"ok": True, "files": files if output is None else sorted(files), "named_checkzone": checked})
         return

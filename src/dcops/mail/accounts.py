@@ -13,21 +13,28 @@ Layout (one file of each kind per agency, so a change to one mailbox is a one-en
 
 Accounts written by hand elsewhere (inline in ``agencies[].accounts``, or in another file) are
 valid mailboxes too; dcops will not edit them and says where they are.
-A change is planned in full (every problem listed), then written all-or-nothing
-(:func:`dcops.mail.txn.commit`), then the inventory is loaded again; if that fails, the old
-files are put back.
+A change is planned in full (every problem listed), the inventory it would make is loaded and
+validated in a scratch copy (nothing is written if it fails), then the accounts files, the hash
+files and the handover file of the new passwords are written together, all or nothing, crash or
+not (:func:`dcops.mail.txn.commit`, journal in the inventory folder).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import dataclasses
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from dcops.inventory import InventoryError, Loaded, load
+from dcops.inventory.loader import data_files
 from dcops.inventory.model import Agency, MailAccount
 from dcops.mail import hashing
+from dcops.mail.handover import Handover, Issued
+from dcops.mail.names import display_name_problem
 from dcops.mail.txn import Change, commit
 from dcops.mail.vault import HashFile, Vault, hash_file, q
 
@@ -62,16 +69,6 @@ def render_accounts(agency: Agency, accounts: Iterable[MailAccount]) -> bytes:
     if len(lines) == 4:
         lines[-1] = "accounts: []\n"
     return "".join(lines).encode("utf-8")
-
-
-@dataclass
-class Issued:
-    """A password handed to a person (initial or reset): printed or written once, never stored."""
-
-    agency: str
-    address: str
-    display_name: str
-    password: str
 
 
 @dataclass
@@ -126,6 +123,14 @@ class Store:
     def exists(self, agency: str, user: str) -> bool:
         return user in self.accounts.get(agency, {})
 
+    def missing_hashes(self) -> list[tuple[str, str]]:
+        """(agency, user) of every mailbox that has no password hash in the vault yet."""
+        out: list[tuple[str, str]] = []
+        for a in sorted(self.agencies):
+            have = HashFile.read(hash_file(self.inv, a), a, self.agencies[a].domain).entries
+            out += [(a, u) for u in sorted(self.accounts.get(a, {})) if u not in have]
+        return out
+
     def check(self, plan: Plan) -> list[str]:
         """Why ``plan`` cannot be applied (empty: it can)."""
         out: list[str] = []
@@ -142,6 +147,10 @@ class Store:
             entry = self.accounts.get(x.agency, {}).get(x.user)
             if entry is not None:
                 out.append(f"{x.user}@{self.agencies[x.agency].domain} already exists ({entry[1]})")
+        for x in plan.add + plan.update:
+            why = display_name_problem(x.display_name)
+            if why:
+                out.append(f"{x.user}@{self.agencies[x.agency].domain}: {why}")
         return out
 
     def apply(
@@ -152,8 +161,12 @@ class Store:
         scheme: hashing.Scheme = hashing.Scheme.SHA512_CRYPT,
         workers: int = 2,
         progress: Callable[[int], None] | None = None,
+        handover: Handover | None = None,
     ) -> list[Issued]:
-        """Write ``plan``; return the passwords issued (for the handover). Raises AccountError."""
+        """Write ``plan``; return the passwords issued. Raises AccountError, nothing written.
+
+        ``handover``: the file the issued passwords are written to, in the same transaction as
+        the inventory and the vault (None: the caller shows them)."""
         problems = self.check(plan)
         if problems:
             raise AccountError(problems)
@@ -199,12 +212,39 @@ class Store:
             if any(x.agency == a for x in plan.add + plan.update) or any(r[0] == a for r in plan.remove):
                 changes[accounts_file(self.dir, a)] = Change(render_accounts(ag, managed))
             changes[hash_file(self.inv, a)] = Change(files[a].render(), 0o600)
-        old = {p: Change(p.read_bytes() if p.exists() else None, 0o600 if p.parent.name == "mail" else 0o644) for p in changes}
-        commit(changes)
-        try:
-            load(self.dir)
-        except InventoryError as e:
-            commit(old)
-            reasons = ["the inventory would not validate after the change (nothing kept):", *map(str, e.problems)]
-            raise AccountError(reasons) from e
+        self.check_result(changes)
+        about = ""
+        if handover is not None and issued:
+            changes[handover.path] = handover.change(issued)
+            about = f"the new passwords are in {handover.path} (mode 0600): hand them over, then delete the file"
+        elif issued:
+            shown = ", ".join(i.address for i in issued[:10]) + (f" and {len(issued) - 10} more" if len(issued) > 10 else "")
+            about = f"the new passwords of {shown} were never shown: give them others with `dcops mail passwd ADDRESS`"
+        commit(changes, self.dir, about=about)
         return issued
+
+    def check_result(self, changes: Mapping[Path, Change]) -> None:
+        """Load and validate the inventory as ``changes`` would leave it, in a scratch copy; AccountError if it fails."""
+        mine = {p.relative_to(self.dir): ch for p, ch in changes.items() if p.is_relative_to(self.dir)}
+        if not mine:
+            return
+        with tempfile.TemporaryDirectory(prefix="dcops-mail-check-") as tmp:
+            scratch = Path(tmp) / self.dir.name
+            for f in data_files(self.dir):
+                dst = scratch / f.relative_to(self.dir)
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(f, dst)
+            for rel, ch in mine.items():
+                dst = scratch / rel
+                if ch.content is None:
+                    dst.unlink(missing_ok=True)
+                else:
+                    dst.parent.mkdir(parents=True, exist_ok=True)
+                    dst.write_bytes(ch.content)
+            try:
+                load(scratch)
+            except InventoryError as e:
+                problems = [dataclasses.replace(p, file=self.dir / p.file.relative_to(scratch))
+                            if p.file.is_relative_to(scratch) else p for p in e.problems]
+                reasons = ["the inventory would not validate after the change (nothing written):", *map(str, problems)]
+                raise AccountError(reasons) from e

@@ -11,7 +11,10 @@ The file (what a sysadmin exports from a spreadsheet as "CSV UTF-8"):
 - ``agency``: the agency's name in the inventory (``so-tttt``) or its mail domain;
 - ``user``: the local part of the address: a-z, 0-9, ``.``, ``_``, ``-``; starting and ending
   with a letter or a digit; at most 64 characters; upper case is folded to lower case;
-- ``display_name``: the person's name as shown in mail clients (Vietnamese, UTF-8), required;
+- ``display_name``: the person's name as shown in mail clients (Vietnamese, UTF-8), required, at
+  most 128 characters, without characters YAML cannot carry or mail clients show garbled
+  (:mod:`dcops.mail.names`: controls, line breaks, noncharacters, zero-width and bidirectional
+  characters, a byte-order mark, private-use characters, lone combining marks);
 - ``quota_mb``: the mailbox quota in MiB (a whole number), or empty for the agency's default.
 
 Blank lines are skipped. Every problem in the file is reported in one run, each with the
@@ -32,6 +35,7 @@ from pathlib import Path
 from dcops.inventory.errors import Problem
 from dcops.inventory.model import MailAccount
 from dcops.mail.accounts import Store
+from dcops.mail.names import display_name_problem
 
 COLUMNS = ("agency", "user", "display_name", "quota_mb")
 HEADER = ",".join(COLUMNS)
@@ -157,11 +161,9 @@ def read_accounts_csv(path: Path, store: Store, *, update: bool = False) -> tupl
             problems.append(Problem(path, ("user",), why, line))
             bad = True
         name = f["display_name"]
-        if not name:
-            problems.append(Problem(path, ("display_name",), "display name is empty", line))
-            bad = True
-        elif any(unicodedata.category(c) == "Cc" for c in name):
-            problems.append(Problem(path, ("display_name",), "display name holds control characters", line))
+        why_name = display_name_problem(name)
+        if why_name:
+            problems.append(Problem(path, ("display_name",), why_name, line))
             bad = True
         quota: int | None = None
         if f["quota_mb"]:

@@ -96,7 +96,7 @@ def ensure_keys(inv: Inventory, vault: Vault, *, selector: str = DEFAULT_SELECTO
         changes[path] = Change(render_key_file(a.domain, sel, pub, vault.encrypt(pem)), 0o600)
         created.append(a.domain)
     if changes:
-        commit(changes)
+        commit(changes, Path(inv.source))
     return created, kept
 
 
