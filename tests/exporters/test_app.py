@@ -150,4 +150,4 @@ def test_bad_target_stops_at_start(tmp_path: Path) -> None:
 def test_inventory_targets_check() -> None:
     r = subprocess.run([dcops(), "exporter", "connectivity", "--check"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    assert "32 sweep targets, 6 continuous ICMP targets" in r.stdout
+    assert "33 sweep targets, 6 continuous ICMP targets" in r.stdout  # 33: the backup service's sftp port (issue 11)
