@@ -32,7 +32,18 @@ import yaml
 
 from tests.conftest import ROOT, VENV_BIN
 from tests.exporters.procs import promtool_check_metrics
-from tests.unit.mail_backup_host import CONFIG, MESSAGES, NOT_SAVED, PASSWORD, RESTIC, SCRIPT, Host, one_line_error, wrapper
+from tests.unit.mail_backup_host import (
+    CONFIG,
+    MESSAGES,
+    NOT_SAVED,
+    PASSWORD,
+    RESTIC,
+    SCRIPT,
+    Host,
+    empty_repository,
+    one_line_error,
+    wrapper,
+)
 
 ROLE = ROOT / "playbooks" / "roles" / "mail_backup"
 SFTP_SERVER = Path("/usr/lib/openssh/sftp-server")
@@ -50,16 +61,27 @@ def load_script() -> Any:
     return mod
 
 
+@pytest.fixture(scope="module")
+def repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return empty_repository(tmp_path_factory.mktemp("template") / "repo")
+
+
 @pytest.fixture
-def host(tmp_path: Path) -> Host:
+def host(tmp_path: Path, repository: Path) -> Host:
+    return Host(tmp_path).build(repository)
+
+
+@pytest.fixture
+def bare_host(tmp_path: Path) -> Host:
+    """A host whose repository does not exist yet."""
     return Host(tmp_path).build()
 
 
 @pytest.fixture(scope="module")
-def shared(tmp_path_factory: pytest.TempPathFactory) -> tuple[Host, dict[str, Any]]:
+def shared(tmp_path_factory: pytest.TempPathFactory, repository: Path) -> tuple[Host, dict[str, Any]]:
     """One host backed up once, through a restic wrapper that logs its argv and environment;
     the caller's environment holds a wrong RESTIC_PASSWORD and RESTIC_REPOSITORY. Read-only for the tests."""
-    h = Host(tmp_path_factory.mktemp("shared")).build()
+    h = Host(tmp_path_factory.mktemp("shared")).build(repository)
     calls = h.root / "restic-calls"
     wrapper(h, f'echo "ARGV $*" >> {calls}; env | sed "s/^/ENV /" >> {calls}')
     h.extra_env = {"RESTIC_PASSWORD": "wrong", "RESTIC_REPOSITORY": "/nonexistent"}
@@ -88,7 +110,8 @@ def test_help() -> None:
         assert r.returncode == 0 and "usage: dcops-mail-backup" in r.stdout
 
 
-def test_every_setting_is_required_and_named(host: Host) -> None:
+def test_every_setting_is_required_and_named(bare_host: Host) -> None:
+    host = bare_host
     mod = load_script()
     keys = [k for k, _ in mod.SETTINGS_KEYS]
     assert sorted(keys) == sorted(host.settings), "the test host sets every key the script reads"
@@ -179,7 +202,7 @@ def test_password_never_on_a_command_line_nor_in_an_environment(shared: tuple[Ho
     h, _ = shared
     log = (h.root / "restic-calls").read_text()
     calls = [x for x in log.splitlines() if x.startswith("ARGV ")]
-    assert len(calls) >= 3 and all(f"--password-file {h.password_file}" in x for x in calls)
+    assert len(calls) >= 2 and all(f"--password-file {h.password_file}" in x for x in calls)
     assert all(f"--repo {h.repo} " in x for x in calls)
     assert PASSWORD not in log and "correct horse" not in log
     assert not [x for x in log.splitlines() if x.startswith("ENV RESTIC_")]
@@ -211,19 +234,19 @@ def test_wrong_password_is_refused(shared: tuple[Host, dict[str, Any]], tmp_path
     assert len(json.loads(h.restic("snapshots", "--json").stdout)) == 1, "nothing added, nothing re-initialised"
 
 
-def test_init_is_idempotent(host: Host) -> None:
+def test_init_is_idempotent(bare_host: Host) -> None:
+    host = bare_host
     first = host.json("init")
     assert first["created"] and len(first["id"]) == 64 and (host.repo / "config").is_file()
-    again = host.json("init")
-    assert again == {**first, "created": False}
-    assert host.run("init").stdout.strip() == first["id"]
+    keys = sorted(p.name for p in (host.repo / "keys").iterdir())
+    assert host.run("init").stdout.strip() == first["id"], "an existing repository is kept: its id printed"
+    assert sorted(p.name for p in (host.repo / "keys").iterdir()) == keys
 
 
 def test_retention_by_policy(host: Host) -> None:
     """restic forget's semantics: the newest snapshot of each of the last N days, weeks, months.
     Only the script's tag on this host is forgotten."""
     host.write_settings(DCOPS_MAIL_BACKUP_KEEP_DAILY="2", DCOPS_MAIL_BACKUP_KEEP_WEEKLY="2", DCOPS_MAIL_BACKUP_KEEP_MONTHLY="2")
-    host.run("init")
     me = socket.gethostname()
     times = [
         "2026-01-10 02:15:00",
@@ -387,12 +410,51 @@ def test_unknown_mailbox_changes_nothing(host: Host) -> None:
     assert list(host.restore_dir.iterdir()) == [] and not host.log.exists()
 
 
+def test_interrupted_runs_clean_up_and_are_recorded(shared: tuple[Host, dict[str, Any]], tmp_path: Path) -> None:
+    """SIGTERM (systemd stopping the unit) while restic runs: the staging folder is removed, a
+    backup is recorded as failed, exit status 1 with one line."""
+    h, _ = shared
+    restore_dir, textfile = tmp_path / "restore", tmp_path / "metrics.prom"
+    settings = h.write_settings(
+        tmp_path / "settings",
+        DCOPS_MAIL_BACKUP_STATE_DIR=str(tmp_path / "state"),
+        DCOPS_MAIL_BACKUP_RESTORE_DIR=str(restore_dir),
+        DCOPS_MAIL_BACKUP_TEXTFILE=str(textfile),
+    )
+    started = tmp_path / "started"
+    wrapper(h, f'case " $* " in *" restore "*|*" backup "*) touch {started}; exec sleep 60;; esac')
+    try:
+        for cmd in ("restore", "backup"):
+            started.unlink(missing_ok=True)
+            argv = [sys.executable, str(SCRIPT), cmd, *(["latest"] if cmd == "restore" else []), "--settings", str(settings)]
+            p = subprocess.Popen(argv, env=h.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            try:
+                deadline = time.monotonic() + 30
+                while not started.exists() and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                assert started.exists(), "restic was started"
+                p.terminate()
+                _, err = p.communicate(timeout=30)
+            finally:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+            assert p.returncode == 1 and err.strip() == "dcops-mail-backup: error: interrupted by signal SIGTERM", err
+            if cmd == "restore":
+                assert list(restore_dir.iterdir()) == [], "the staging folder is removed"
+    finally:
+        (h.bin / "restic").unlink()
+    assert "dcops_mail_backup_last_run_ok 0" in textfile.read_text()
+    assert "dcops_mail_backup_last_success_timestamp_seconds 0" in textfile.read_text()
+
+
 # --------------------------------------------------------------------------- a damaged repository
 
 
 def _flip_a_data_pack(h: Host, repo: Path) -> str:
     pack = data_packs(h, repo)[0]
     path = repo / "data" / pack[:2] / pack
+    path.chmod(0o600)  # restic writes its files read-only
     data = bytearray(path.read_bytes())
     for i in range(len(data) // 2, len(data) // 2 + 16):
         data[i] ^= 0xFF
@@ -542,7 +604,7 @@ def test_lock_two_runs_never_overlap(host: Host) -> None:
         r = host.run("backup", "--lock-wait", "0.5", check=False)
         assert time.monotonic() - t >= 0.5
         one_line_error(r, "another dcops-mail-backup is running", f"pid {os.getpid()}", str(host.state / "lock"))
-        assert not host.repo.exists() and not (host.state / "state.json").exists(), "nothing done"
+        assert not list((host.repo / "snapshots").iterdir()) and not (host.state / "state.json").exists(), "nothing done"
         threading.Timer(1.0, fcntl.flock, (fd, fcntl.LOCK_UN)).start()
         t = time.monotonic()
         host.run("init", "--lock-wait", "30")
@@ -553,9 +615,10 @@ def test_lock_two_runs_never_overlap(host: Host) -> None:
 
 
 @pytest.mark.skipif(not SFTP_SERVER.exists(), reason="needs openssh-sftp-server")
-def test_sftp_repository_through_the_sftp_command(host: Host) -> None:
+def test_sftp_repository_through_the_sftp_command(bare_host: Host) -> None:
     """restic speaks SFTP to the command of DCOPS_MAIL_BACKUP_SFTP_COMMAND (ssh in production;
-    here the sftp-server itself, over a pipe: no network)."""
+    here the sftp-server itself, over a pipe: no network). The first backup makes the repository."""
+    host = bare_host
     offhost = host.root / "backup-host" / "mail"
     host.write_settings(
         DCOPS_MAIL_BACKUP_REPOSITORY=f"sftp:dcops@backup.invalid:{offhost}", DCOPS_MAIL_BACKUP_SFTP_COMMAND=str(SFTP_SERVER)
