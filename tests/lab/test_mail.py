@@ -300,9 +300,9 @@ def backup_now() -> dict[str, Any]:
     """A backup now, through the playbook (-e mail_backup_now=true); the script's JSON summary."""
     taken = converge(DEFAULT_INVENTORY, "mail-backup.yml", extra_args=["-e", "mail_backup_now=true"], quiet=True)
     assert taken.ok, taken.failures
-    out = mailhost().run("cat /var/lib/dcops-mail-backup/last-backup.json")
+    out = mailhost().run("cat /var/lib/dcops-mail-backup/state.json")
     assert out.rc == 0, out.stderr
-    summary: dict[str, Any] = json.loads(out.stdout)
+    summary: dict[str, Any] = json.loads(out.stdout)["backup"]["last_success"]
     return summary
 
 
@@ -335,8 +335,7 @@ def test_backups_land_in_the_off_host_repository(backed_up: dict[str, Any]) -> N
     assert b.file(f"{REPO}/config").is_file and b.file(f"{REPO}/data").is_directory
     assert not mailhost().file(REPO).exists
     listed = json.loads(mailhost().run("/usr/local/sbin/dcops-mail-backup list --json").stdout)
-    ids = [str(s.get("id") or s.get("short_id")) for s in listed.get("snapshots", listed if isinstance(listed, list) else [])]
-    assert any(backed_up["summary"]["snapshot"].startswith(i[:8]) for i in ids), (listed, backed_up["summary"])
+    assert listed["ok"] and backed_up["summary"]["snapshot"] in [x["id"] for x in listed["snapshots"]], listed
 
 
 def test_the_repository_is_encrypted(backed_up: dict[str, Any]) -> None:

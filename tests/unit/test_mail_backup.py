@@ -677,9 +677,6 @@ def test_role_variables_prefixed_and_specified() -> None:
 TEMPLATE = ROLE / "templates" / "dcops-mail-backup.default.j2"
 
 
-@pytest.mark.skipif(
-    "DCOPS_MAIL_BACKUP_REPOSITORY" not in TEMPLATE.read_text(), reason="the role's settings template predates the restic script"
-)
 def test_role_settings_file_matches_the_script(tmp_path: Path) -> None:
     """The role writes exactly the keys the script requires, and every value it quotes reads back as it was."""
     import jinja2
