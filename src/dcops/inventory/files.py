@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dcops.inventory.errors import Problem
-from dcops.inventory.limits import MAX_FILES, mib
+from dcops.inventory.limits import MAX_FILES, human_bytes
 from dcops.inventory.yaml12 import line_and_column
 
 SUFFIXES = (".yml", ".yaml")
@@ -119,8 +119,8 @@ def read_bounded(path: Path, limit: int) -> bytes:
 
 
 def _too_big(size: int, limit: int, at_least: bool = False) -> str:
-    got = f"at least {mib(size)}" if at_least else mib(size) if size >= 1024 * 1024 else f"{size:,} bytes"
-    return f"file too large ({got}; an inventory file may hold up to {mib(limit)}): refused, nothing in it is read"
+    got = f"at least {human_bytes(size)}" if at_least else human_bytes(size)
+    return f"file too large ({got}; an inventory file may hold up to {human_bytes(limit)}): refused, nothing in it is read"
 
 
 _BOMS = ((codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"), (codecs.BOM_UTF16_LE, "UTF-16"),

@@ -46,7 +46,10 @@ MAX_PROBLEMS = 1_000
 REPR_CHARS = 60
 
 
-def mib(n: int) -> str:
-    """A byte count for a message: ``4 MiB``, ``1.5 MiB``."""
-    v = n / (1024 * 1024)
-    return f"{v:.0f} MiB" if v == int(v) else f"{v:.1f} MiB"
+def human_bytes(n: int) -> str:
+    """A byte count for a message: ``3 GiB``, ``9.5 MiB``, ``812 bytes``."""
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if n >= 1 << shift:
+            v = n / (1 << shift)
+            return f"{v:.0f} {unit}" if v == int(v) else f"{v:.1f} {unit}"
+    return f"{n:,} bytes"

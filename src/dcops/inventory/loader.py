@@ -26,7 +26,7 @@ from pydantic import BaseModel, ValidationError
 
 from dcops.inventory.errors import InventoryError, Problem, short, sort_problems
 from dcops.inventory.files import ReadError, data_files, decode, read_bounded
-from dcops.inventory.limits import MAX_FILE_BYTES, MAX_NODES, MAX_TOTAL_BYTES, mib
+from dcops.inventory.limits import MAX_FILE_BYTES, MAX_NODES, MAX_TOTAL_BYTES, human_bytes
 from dcops.inventory.model import (
     Agency,
     Circuit,
@@ -134,7 +134,7 @@ def _load(root: Path) -> Loaded:
             continue
         if len(data_bytes) > room:
             rest = len(files) - k - 1
-            problems.append(Problem(f, (), f"the inventory's files together go over {mib(MAX_TOTAL_BYTES)} with this one:"
+            problems.append(Problem(f, (), f"the inventory's files together go over {human_bytes(MAX_TOTAL_BYTES)} with this one:"
                                            f" it and the {rest:,} files after it are not read"))
             incomplete = True
             break
@@ -177,7 +177,8 @@ def _load(root: Path) -> Loaded:
 
     prov_model: Province | None = None
     if province is None:
-        problems.append(Problem(root, (), "no file defines the 'province' section"))
+        if not incomplete:  # (else it may be in what could not be read)
+            problems.append(Problem(root, (), "no file defines the 'province' section"))
     else:
         try:
             prov_model = Province.model_validate(province[0])
