@@ -165,6 +165,7 @@ def test_too_many_files_stops_the_walk(tmp_path: Path) -> None:
         (tmp_path / f"f{k}.yml").write_text("", encoding="utf-8")
     found = data_files(tmp_path, max_files=3)
     assert [p.reason for p in found.problems] == ["more than 3 YAML files under this folder: is it an inventory folder?"]
+    assert found.files == [], "none of them is read"
 
 
 # --- aliases --------------------------------------------------------------------------------
@@ -444,6 +445,11 @@ def test_a_huge_key_is_named_short(inv: Path) -> None:
     assert "unknown key" in p.reason and len(str(p)) < 400, str(p)[:500]
 
 
+def test_a_list_as_a_key(inv: Path) -> None:
+    line = mutate(inv, "mail.yml", "    site: dc\n", "    site: dc\n    ? [a, b]\n    : 1\n")
+    assert_only(inv, "mail.yml", "(top level)", line, "found unhashable key")
+
+
 def test_short_is_bounded_whatever_the_value() -> None:
     big = [[["x" * 1000] * 1000] * 1000] * 1000  # a billion strings, shared: a repr would never end
     assert len(short(big)) <= 120
@@ -495,6 +501,15 @@ def test_render_where_a_file_is_a_folder(tmp_path: Path) -> None:
     before = _tree(tmp_path)
     _refused(out, "write", out / "ansible" / "inventory.json", "it is a folder, where a rendered file goes")
     assert _tree(tmp_path) == before
+
+
+def test_render_json_says_what_failed(tmp_path: Path) -> None:
+    f = tmp_path / "afile"
+    f.write_text("keep\n", encoding="utf-8")
+    r = runner.invoke(app, ["inventory", "render", "-i", str(LAB), "-o", str(f), "--json"])
+    assert r.exit_code == 2
+    want = {"ok": False, "out": str(f), "path": str(f), "reason": "it is a file, not a folder", "written": []}
+    assert json.loads(r.stdout) == want
 
 
 def test_render_into_a_new_folder_makes_it(tmp_path: Path) -> None:

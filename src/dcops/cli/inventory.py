@@ -177,6 +177,8 @@ def render(
     try:
         written = write_files(out, files)
     except OutputError as e:
+        if as_json:
+            emit_json({"ok": False, "out": str(out), "path": str(e.path), "reason": e.reason, "written": []})
         # one line however long the path (``fail`` would wrap it at the terminal's width)
         err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None

@@ -57,6 +57,7 @@ def data_files(directory: Path, max_files: int = MAX_FILES) -> Found:
             found.problems.append(
                 Problem(directory, (), f"more than {max_files:,} YAML files under this folder: is it an inventory folder?")
             )
+            found.files = []  # none is read
             break
     found.files.sort()
     return found

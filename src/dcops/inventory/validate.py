@@ -2,7 +2,7 @@
 
 One function per concern (names, the province's ranges, the hierarchy, site addressing,
 circuits and the path to the data centre, duplicate addresses and overlapping subnets,
-services and flows, mail agencies), each reading a :class:`Province` of name tables built
+services and flows, mail agencies), each reading a :class:`Context` of name tables built
 once; :func:`cross_check` runs them all. An item that failed its own (model) checks is in
 ``failed``: references to it are not reported a second time.
 """
@@ -29,7 +29,7 @@ Sub = tuple[str | int, ...]
 
 
 @dataclass
-class Province:
+class Context:
     """What every check reads: the inventory, where its items came from, what failed, name tables.
 
     Name tables keep the first definition of a name (a duplicate is reported, not used)."""
@@ -92,7 +92,7 @@ def _dupes(items: Iterable[tuple[str, Origin]], what: str) -> Iterator[Problem]:
 
 
 # --- names --------------------------------------------------------------------------------
-def check_names(c: Province) -> Iterator[Problem]:
+def check_names(c: Context) -> Iterator[Problem]:
     """Duplicate names (districts, sites, hosts, services, agencies, mail domains, accounts)."""
     inv, o = c.inv, c.o
     yield from _dupes(((d.name, o("districts", i).at("name")) for i, d in enumerate(inv.districts)), "district")
@@ -124,7 +124,7 @@ def check_names(c: Province) -> Iterator[Problem]:
 
 
 # --- addressing ---------------------------------------------------------------------------
-def check_ranges(c: Province) -> Iterator[Problem]:
+def check_ranges(c: Context) -> Iterator[Problem]:
     """The province's own ranges: no overlap; the management network and controller inside them."""
     ranges = c.inv.province.address_ranges
     for (net_a, _), (net_b, k) in _overlaps([(r.cidr, k) for k, r in enumerate(ranges)]):
@@ -155,7 +155,7 @@ def _in_mgmt(s: Site) -> list[tuple[IPv4, Sub]]:
     return out
 
 
-def check_site_addresses(c: Province) -> Iterator[Problem]:
+def check_site_addresses(c: Context) -> Iterator[Problem]:
     """Each site: subnet in the ranges, gateway or router, every address where it belongs."""
     inv = c.inv
     for i, s in enumerate(inv.sites):
@@ -188,7 +188,7 @@ def check_site_addresses(c: Province) -> Iterator[Problem]:
 
 
 # --- the hierarchy ------------------------------------------------------------------------
-def check_hierarchy(c: Province) -> Iterator[Problem]:
+def check_hierarchy(c: Context) -> Iterator[Problem]:
     """One data centre; each site's district exists; each site's parent exists and has an allowed tier."""
     dcs = c.datacentres
     if len(dcs) != 1 and not c.bad("sites"):
@@ -225,7 +225,7 @@ def check_hierarchy(c: Province) -> Iterator[Problem]:
 
 
 # --- circuits -----------------------------------------------------------------------------
-def check_circuits(c: Province) -> Iterator[Problem]:
+def check_circuits(c: Context) -> Iterator[Problem]:
     """Each circuit joins two data-network sites once, with its addresses in its subnet; every
     site on the data network reaches the data centre over circuits."""
     pairs: dict[frozenset[str], Origin] = {}
@@ -278,7 +278,7 @@ def check_circuits(c: Province) -> Iterator[Problem]:
 
 
 # --- duplicates and overlaps --------------------------------------------------------------
-def _declared_addresses(c: Province) -> list[tuple[IPv4, Origin]]:
+def _declared_addresses(c: Context) -> list[tuple[IPv4, Origin]]:
     """Every address the inventory gives, in file order: sites, the controller, circuits."""
     out: list[tuple[IPv4, Origin]] = []
     for i, s in enumerate(c.inv.sites):
@@ -293,7 +293,7 @@ def _declared_addresses(c: Province) -> list[tuple[IPv4, Origin]]:
     return out
 
 
-def _declared_networks(c: Province) -> list[tuple[Net4, Origin]]:
+def _declared_networks(c: Context) -> list[tuple[Net4, Origin]]:
     """Every subnet the inventory gives: sites, circuits, then the management network."""
     out = [(s.subnet, c.o("sites", i).at("subnet")) for i, s in enumerate(c.inv.sites)]
     out += [(ci.subnet, c.o("circuits", i).at("subnet")) for i, ci in enumerate(c.inv.circuits)]
@@ -301,7 +301,7 @@ def _declared_networks(c: Province) -> list[tuple[Net4, Origin]]:
     return out
 
 
-def check_overlaps(c: Province) -> Iterator[Problem]:
+def check_overlaps(c: Context) -> Iterator[Problem]:
     """No address given twice, no two subnets overlapping, no address inside another item's subnet."""
     addrs = _declared_addresses(c)
     nets = _declared_networks(c)
@@ -328,7 +328,7 @@ def check_overlaps(c: Province) -> Iterator[Problem]:
 
 
 # --- services and flows -------------------------------------------------------------------
-def check_services_and_flows(c: Province) -> Iterator[Problem]:
+def check_services_and_flows(c: Context) -> Iterator[Problem]:
     """Services run on known hosts (or are external with a URL); sites use known services;
     flows go to known services and ports, from sources the selector grammar allows."""
     inv = c.inv
@@ -366,7 +366,7 @@ def check_services_and_flows(c: Province) -> Iterator[Problem]:
                 yield fo.problem(reason, "from", j)
 
 
-def _check_selector(c: Province, sel: str) -> str | None:
+def _check_selector(c: Context, sel: str) -> str | None:
     """Why ``sel`` is not a valid source, or None: the grammar, then the name it refers to."""
     try:
         kind, arg = parse_selector(sel)
@@ -385,7 +385,7 @@ def _check_selector(c: Province, sel: str) -> str | None:
 
 
 # --- agencies -----------------------------------------------------------------------------
-def check_agencies(c: Province) -> Iterator[Problem]:
+def check_agencies(c: Context) -> Iterator[Problem]:
     """Each agency at a known site, its named accounts within its mailbox and storage budget."""
     inv = c.inv
     section: dict[str, list[MailAccount]] = defaultdict(list)
@@ -417,7 +417,7 @@ def check_agencies(c: Province) -> Iterator[Problem]:
 
 
 #: Every check, in the order their problems were first written (they are sorted afterwards).
-CHECKS: tuple[Callable[[Province], Iterable[Problem]], ...] = (
+CHECKS: tuple[Callable[[Context], Iterable[Problem]], ...] = (
     check_names,
     check_ranges,
     check_hierarchy,
@@ -431,7 +431,7 @@ CHECKS: tuple[Callable[[Province], Iterable[Problem]], ...] = (
 
 def cross_check(loaded: Loaded, prov: Origin, failed: dict[str, set[str]]) -> list[Problem]:
     """Every whole-province problem of ``loaded`` (``prov``: the province section's origin)."""
-    c = Province(loaded, prov, failed)
+    c = Context(loaded, prov, failed)
     return [p for check in CHECKS for p in check(c)]
 
 

@@ -264,7 +264,8 @@ def _line_map(node: yaml.Node, path: YPath, out: dict[YPath, int], problems: lis
     if isinstance(node, yaml.MappingNode):
         seen: set[tuple[str, str]] = set()
         for k, v in node.value:
-            key = k.value if isinstance(k, yaml.ScalarNode) else str(k.value)
+            # (a key that is a list or a mapping cannot be built: it only needs a name here)
+            key = k.value if isinstance(k, yaml.ScalarNode) else f"(a {k.id} as a key, line {k.start_mark.line + 1})"
             if key == "<<":
                 continue
             if (k.tag, key) in seen:
