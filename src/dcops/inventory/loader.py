@@ -19,6 +19,7 @@ import copy
 import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -110,84 +111,125 @@ def load(directory: str | Path) -> Loaded:
 
 
 def _load(root: Path) -> Loaded:
-    problems: list[Problem] = []
     if not root.is_dir():
         raise InventoryError(root, [Problem(root, (), "not a directory (an inventory is a folder of YAML files)")])
     found = data_files(root)
-    problems += found.problems
-    files = found.files
-    if not files and not problems:
+    if not found.files and not found.problems:
         raise InventoryError(root, [Problem(root, (), "no *.yml files: not an inventory directory")])
+    read = _Read(problems=list(found.problems), incomplete=bool(found.problems))
+    _read_files(found.files, read)
+    problems = read.problems
+
+    prov_model: Province | None = None
+    if read.province is None:
+        if not read.incomplete:  # (else it may be in what could not be read)
+            problems.append(Problem(root, (), "no file defines the 'province' section"))
+    else:
+        try:
+            prov_model = Province.model_validate(read.province[0])
+        except ValidationError as e:
+            problems.extend(_pydantic_problems(e, read.province[1]))
+            # A typo in the province must not hide every other problem: when unknown keys are
+            # all that is wrong, check the rest of the inventory against the province without them.
+            prov_model = _without_unknown_keys(Province, read.province[0], e)
+
+    models, origins, failed = _validate_items(read.raw, problems)
+    if prov_model is None or read.province is None or read.incomplete:
+        raise InventoryError(root, sort_problems(problems))
+
+    # Items are validated already: assemble without validating the whole again.
+    inv = Inventory.model_construct(
+        source=str(root),
+        province=prov_model,
+        districts=models["districts"],
+        sites=models["sites"],
+        circuits=models["circuits"],
+        services=models["services"],
+        flows=models["flows"],
+        agencies=models["agencies"],
+        accounts=models["accounts"],
+    )
+    loaded = Loaded(inv, origins, found.files)
+    # Cross-checks run even when some items failed, so one run reports everything; references
+    # to items that failed their own checks are not reported twice.
+    problems.extend(cross_check(loaded, read.province[1], failed))
+    if problems:
+        raise InventoryError(root, sort_problems(problems))
+    return loaded
+
+
+@dataclass
+class _Read:
+    """What the files hold, section by section, before any model check."""
 
     province: tuple[Any, Origin] | None = None
+    raw: dict[str, list[tuple[Any, Origin]]] = field(default_factory=lambda: {s: [] for s in LIST_SECTIONS})
+    problems: list[Problem] = field(default_factory=list)
     #: Set when a file or a section could not be read at all: its items are unknown, so
     #: cross-checks would report every reference to them; they wait for the next run.
-    incomplete = bool(problems)
-    raw: dict[str, list[tuple[Any, Origin]]] = {s: [] for s in LIST_SECTIONS}
-    used, room = 0, MAX_TOTAL_BYTES  # nodes and bytes: what the files read so far used, what is left
+    incomplete: bool = False
+
+    def fail(self, problem: Problem) -> None:
+        self.problems.append(problem)
+        self.incomplete = True
+
+
+def _read_files(files: list[Path], read: _Read) -> None:
+    """Read, decode and parse each file within the limits; sort its sections into ``read``."""
+    used, room = 0, MAX_TOTAL_BYTES  # the nodes the files so far used; the bytes left
     for k, f in enumerate(files):
         try:
             data_bytes = read_bounded(f, MAX_FILE_BYTES)
         except ReadError as e:
-            problems.append(Problem(f, (), str(e)))
-            incomplete = True
+            read.fail(Problem(f, (), str(e)))
             continue
         if len(data_bytes) > room:
             rest = len(files) - k - 1
-            problems.append(Problem(f, (), f"the inventory's files together go over {human_bytes(MAX_TOTAL_BYTES)} with this one:"
-                                           f" it and the {rest:,} files after it are not read"))
-            incomplete = True
-            break
+            total = human_bytes(MAX_TOTAL_BYTES)
+            read.fail(Problem(f, (), f"the inventory's files together go over {total} with this one:"
+                                     f" it and the {rest:,} files after it are not read"))
+            return
         room -= len(data_bytes)
         text = decode(f, data_bytes)
         if isinstance(text, Problem):
-            problems.append(text)
-            incomplete = True
+            read.fail(text)
             continue
         parsed = parse_yaml(f, text, MAX_NODES - used, used)
         used += parsed.nodes
-        problems.extend(parsed.problems)
-        data, lines = parsed.data, parsed.lines
-        if data is None:
-            incomplete = incomplete or bool(parsed.problems)
+        read.problems.extend(parsed.problems)
+        if parsed.data is None:
+            read.incomplete = read.incomplete or bool(parsed.problems)
             continue
-        top = Origin(f, (), lines)
-        if not isinstance(data, dict):
-            problems.append(top.problem(f"expected a mapping of sections ({', '.join(SECTIONS)}), got {type(data).__name__}"))
-            incomplete = True
-            continue
-        for key, value in data.items():
-            o = top.at(str(key))
-            if key == "province":
-                if province is not None:
-                    problems.append(o.problem(f"'province' is already defined in {province[1].file}"))
-                else:
-                    province = (value, o)
-            elif key in LIST_SECTIONS:
-                if value is None:
-                    continue
-                if not isinstance(value, list):
-                    problems.append(o.problem(f"section '{key}' must be a list, got {type(value).__name__}"))
-                    incomplete = True
-                    continue
-                raw[key].extend((item, o.at(i)) for i, item in enumerate(value))
+        _add_sections(read, Origin(f, (), parsed.lines), parsed.data)
+
+
+def _add_sections(read: _Read, top: Origin, data: Any) -> None:
+    if not isinstance(data, dict):
+        read.fail(top.problem(f"expected a mapping of sections ({', '.join(SECTIONS)}), got {type(data).__name__}"))
+        return
+    for key, value in data.items():
+        o = top.at(str(key))
+        if key == "province":
+            if read.province is not None:
+                read.problems.append(o.problem(f"'province' is already defined in {read.province[1].file}"))
             else:
-                problems.append(o.problem(f"unknown section {short(key)}; expected one of: {', '.join(SECTIONS)}"))
-                incomplete = True
+                read.province = (value, o)
+        elif key in LIST_SECTIONS:
+            if value is None:
+                continue
+            if not isinstance(value, list):
+                read.fail(o.problem(f"section '{key}' must be a list, got {type(value).__name__}"))
+                continue
+            read.raw[key].extend((item, o.at(i)) for i, item in enumerate(value))
+        else:
+            read.fail(o.problem(f"unknown section {short(key)}; expected one of: {', '.join(SECTIONS)}"))
 
-    prov_model: Province | None = None
-    if province is None:
-        if not incomplete:  # (else it may be in what could not be read)
-            problems.append(Problem(root, (), "no file defines the 'province' section"))
-    else:
-        try:
-            prov_model = Province.model_validate(province[0])
-        except ValidationError as e:
-            problems.extend(_pydantic_problems(e, province[1]))
-            # A typo in the province must not hide every other problem: when unknown keys are
-            # all that is wrong, check the rest of the inventory against the province without them.
-            prov_model = _without_unknown_keys(Province, province[0], e)
 
+def _validate_items(
+    raw: dict[str, list[tuple[Any, Origin]]], problems: list[Problem]
+) -> tuple[dict[str, list[Any]], dict[tuple[str, int], Origin], dict[str, set[str]]]:
+    """Each item against its model: the models and their origins by section, and the names of
+    the items that failed (so that references to them are not reported again)."""
     models: dict[str, list[Any]] = {s: [] for s in LIST_SECTIONS}
     failed: dict[str, set[str]] = {s: set() for s in LIST_SECTIONS}
     origins: dict[tuple[str, int], Origin] = {}
@@ -206,29 +248,7 @@ def _load(root: Path) -> Loaded:
                 continue
             origins[(section, len(models[section]))] = origin
             models[section].append(m)
-
-    if prov_model is None or province is None or incomplete:
-        raise InventoryError(root, sort_problems(problems))
-
-    # Items are validated already: assemble without validating the whole again.
-    inv = Inventory.model_construct(
-        source=str(root),
-        province=prov_model,
-        districts=models["districts"],
-        sites=models["sites"],
-        circuits=models["circuits"],
-        services=models["services"],
-        flows=models["flows"],
-        agencies=models["agencies"],
-        accounts=models["accounts"],
-    )
-    loaded = Loaded(inv, origins, files)
-    # Cross-checks run even when some items failed, so one run reports everything; references
-    # to items that failed their own checks are not reported twice.
-    problems.extend(cross_check(loaded, province[1], failed))
-    if problems:
-        raise InventoryError(root, sort_problems(problems))
-    return loaded
+    return models, origins, failed
 
 
 def load_inventory(directory: str | Path) -> Inventory:
