@@ -95,7 +95,7 @@ def test_lab_inventory_is_valid() -> None:
     loaded = load(LAB)
     inv = loaded.inventory
     assert (len(inv.districts), len(inv.sites), len(inv.circuits)) == (2, 7, 7)
-    assert (len(inv.services), len(inv.flows), len(inv.agencies)) == (10, 11, 3)
+    assert (len(inv.services), len(inv.flows), len(inv.agencies)) == (11, 12, 3)  # with the backup service and its flow
     assert sorted(p.name for p in loaded.files) == [
         "circuits.yml",
         "mail.yml",
