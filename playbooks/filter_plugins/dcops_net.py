@@ -53,35 +53,37 @@ def selector_cidrs(
     management: str,
     internet: Iterable[str] = ("0.0.0.0/0",),
 ) -> list[str]:
-    """The source networks a flow's ``from`` selectors stand for (``0.0.0.0/0`` means any)."""
+    """The source networks a flow's ``from`` selectors stand for (``0.0.0.0/0`` means any).
+
+    The grammar is :mod:`dcops.inventory.selectors` (a selector outside it raises its
+    ``SelectorError``, a ``ValueError``); here is what each kind means in hostvars."""
+    from dcops.inventory.selectors import KINDS, parse_selector
+
     hosts = _hosts(hostvars, groups)
+
+    def addresses(names: Iterable[str]) -> set[str]:
+        return {f"{hosts[h]['dcops_address']}/32" for h in names if h in hosts and hosts[h].get("dcops_address")}
+
+    def site_nets(var: str, match: Any) -> list[str]:
+        """The LANs (and loopbacks) of the sites whose hosts' ``var`` matches."""
+        return _site_nets(hosts, lambda h: match(h.get(var)))
+
+    meaning: dict[str, Any] = {  # kind -> (arg -> source networks)
+        "all-sites": lambda _: site_nets("dcops_tier", lambda v: v != DATACENTRE),
+        "datacentre": lambda _: site_nets("dcops_tier", lambda v: v == DATACENTRE),
+        "management": lambda _: [str(management)],
+        "internet": lambda _: [str(n) for n in internet],
+        "tier": lambda a: site_nets("dcops_tier", lambda v: v == a),
+        "district": lambda a: site_nets("dcops_district", lambda v: v == a),
+        "site": lambda a: site_nets("dcops_site", lambda v: v == a),
+        "host": lambda a: addresses([a]),
+        "service": lambda a: addresses((services.get(a) or {}).get("hosts") or []),
+    }
+    assert set(meaning) == set(KINDS), "every selector kind needs a meaning here"
     nets: set[str] = set()
     for sel in selectors:
-        kind, _, arg = str(sel).partition(":")
-        if kind == "all-sites":
-            nets.update(_site_nets(hosts, lambda h: h.get("dcops_tier") != DATACENTRE))
-        elif kind == "datacentre":
-            nets.update(_site_nets(hosts, lambda h: h.get("dcops_tier") == DATACENTRE))
-        elif kind == "tier":
-            nets.update(_site_nets(hosts, lambda h, a=arg: h.get("dcops_tier") == a))
-        elif kind == "district":
-            nets.update(_site_nets(hosts, lambda h, a=arg: h.get("dcops_district") == a))
-        elif kind == "site":
-            nets.update(_site_nets(hosts, lambda h, a=arg: h.get("dcops_site") == a))
-        elif kind == "host":
-            if arg in hosts and hosts[arg].get("dcops_address"):
-                nets.add(f"{hosts[arg]['dcops_address']}/32")
-        elif kind == "service":
-            svc = services.get(arg) or {}
-            for h in svc.get("hosts") or []:
-                if h in hosts and hosts[h].get("dcops_address"):
-                    nets.add(f"{hosts[h]['dcops_address']}/32")
-        elif kind == "management":
-            nets.add(str(management))
-        elif kind == "internet":
-            nets.update(str(n) for n in internet)
-        else:
-            raise ValueError(f"unknown flow selector {sel!r}")
+        kind, arg = parse_selector(str(sel))
+        nets.update(meaning[kind](arg))
     if "0.0.0.0/0" in nets:
         return ["0.0.0.0/0"]
     return sorted(nets, key=lambda n: ipaddress.ip_network(n))

@@ -413,6 +413,7 @@ def _check_outcome(d: Path, texts: dict[str, str]) -> Loaded | InventoryError:
         assert e.problems, "InventoryError without problems"
         for p in e.problems:
             assert p.reason.strip(), f"empty reason: {p!r}"
+            assert "\n" not in p.reason, f"a reason on several lines: {p!r}"
             assert p.file == d or p.file.parent == d, p
             if p.line is not None:
                 assert p.file.name in texts, p

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from dcops.cli.common import InventoryOpt, JsonOpt, console, emit_json, fail, load_or_exit
+from dcops.cli.common import InventoryOpt, JsonOpt, console, emit_json, err_console, fail, load_or_exit
+from dcops.fsio import fsync_dir, stage
 from dcops.inventory.model import Inventory, Tier
 from dcops.inventory.summary import counts, per_district
 from dcops.render import dump_json
@@ -166,11 +168,20 @@ def render(
 ) -> None:
     """Render every tool's files: ansible/inventory.json and prometheus/file_sd/*.json.
 
-    Nothing is written unless the inventory is valid; each file is replaced atomically.
+    Nothing is written unless the inventory is valid and every file can be written: each is
+    staged beside its target first, then all are renamed into place (exit 2 naming the path
+    and the reason otherwise).
     """
     inv = load_or_exit(inventory, as_json).inventory
     files = rendered_files(inv)
-    written = write_files(out, files)
+    try:
+        written = write_files(out, files)
+    except OutputError as e:
+        if as_json:
+            emit_json({"ok": False, "out": str(out), "path": str(e.path), "reason": e.reason, "written": []})
+        # one line however long the path (``fail`` would wrap it at the terminal's width)
+        err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
     if as_json:
         emit_json({"ok": True, "out": str(out), "files": written})
     else:
@@ -184,14 +195,85 @@ def rendered_files(inv: Inventory) -> dict[str, str]:
     return files
 
 
+class OutputError(Exception):
+    """The rendered files cannot be written at ``path``; ``reason`` says why. Nothing was written."""
+
+    def __init__(self, path: Path, reason: str, what: str = "write") -> None:
+        super().__init__(f"cannot {what} {path}: {reason}; nothing was written")
+        self.path = path
+        self.reason = reason
+
+
 def write_files(out: Path, files: dict[str, str]) -> list[str]:
-    """Write each file through a temporary file and a rename, so no reader sees half a file."""
-    for rel, text in files.items():
-        dest = out / rel
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dest)
+    """Write every file under ``out``, or none: :class:`OutputError` names the path and the reason.
+
+    Every target is checked first (no file where a folder must be, no folder where a file
+    goes), then each file is staged with :func:`dcops.fsio.stage` (written and synced to a
+    hidden temporary file beside its target), and only when all are staged are they renamed
+    into place; a reader sees each old file or each new one, never half of one. On a failure
+    the staged files, and the folders this call made, are removed."""
+    targets = {rel: out / rel for rel in files}
+    _check_targets(out, list(targets.values()))
+    made: list[Path] = []
+    staged: list[tuple[Path, Path]] = []
+    what = "make the folder"
+    try:
+        for folder in sorted({t.parent for t in targets.values()}):
+            made += _make_folders(folder)
+        what = "write"
+        for rel, text in files.items():
+            staged.append((stage(targets[rel], text.encode("utf-8")), targets[rel]))
+    except OSError as e:
+        _undo(staged, made)
+        raise OutputError(Path(e.filename) if e.filename else out, e.strerror or str(e), what) from None
+    for k, (tmp, dest) in enumerate(staged):
+        try:
+            os.replace(tmp, dest)
+        except OSError as e:  # not met in practice: the targets were checked and staged beside
+            _undo(staged[k:], [])
+            raise OutputError(dest, f"{e.strerror or e} (after {k} of {len(staged)} files were replaced)") from None
+    for folder in {dest.parent for _, dest in staged}:
+        fsync_dir(folder)
     return sorted(files)
+
+
+def _check_targets(out: Path, targets: list[Path]) -> None:
+    """Refuse, before anything is written, a destination that cannot hold the files."""
+    if os.path.lexists(out) and not out.exists():
+        raise OutputError(out, "it is a broken symbolic link")
+    existing = out
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError(out, "it is a file, not a folder" if existing == out else f"{existing} is a file, not a folder")
+    for target in targets:
+        for folder in reversed(target.relative_to(out).parents[:-1]):
+            if (out / folder).exists() and not (out / folder).is_dir():
+                raise OutputError(out / folder, "it is a file, where a folder of rendered files goes")
+        if target.is_dir():
+            raise OutputError(target, "it is a folder, where a rendered file goes")
+
+
+def _make_folders(folder: Path) -> list[Path]:
+    """Make ``folder`` and its missing parents; return those made, outermost first."""
+    missing: list[Path] = []
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    made: list[Path] = []
+    try:
+        for m in reversed(missing):
+            m.mkdir(mode=0o755)
+            made.append(m)
+    except OSError:
+        _undo([], made)
+        raise
+    return made
+
+
+def _undo(staged: list[tuple[Path, Path]], made: list[Path]) -> None:
+    for tmp, _ in staged:
+        tmp.unlink(missing_ok=True)
+    for folder in reversed(made):
+        with contextlib.suppress(OSError):
+            folder.rmdir()

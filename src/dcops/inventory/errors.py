@@ -2,22 +2,46 @@
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from dcops.inventory.limits import MAX_PROBLEMS, REPR_CHARS
 
 #: A path into a YAML document: mapping keys and sequence indexes.
 YPath = tuple[str | int, ...]
 
+_repr = reprlib.Repr()
+_repr.maxstring = _repr.maxother = REPR_CHARS
+_repr.maxlong = 40
+_repr.maxlist = _repr.maxtuple = _repr.maxset = _repr.maxfrozenset = _repr.maxdict = 3
+_repr.maxlevel = 2
+
+
+def short(value: Any) -> str:
+    """``repr(value)`` for a message, at most about :data:`REPR_CHARS` characters whatever the value.
+
+    Built piece by piece (:mod:`reprlib`), so a value of millions of items or a huge string costs
+    no more than a short one."""
+    text = _repr.repr(value)
+    return text if len(text) <= 2 * REPR_CHARS else text[: 2 * REPR_CHARS - 3] + "..."
+
+
+def _key(part: str | int) -> str:
+    text = str(part)
+    return text if len(text) <= REPR_CHARS else text[: REPR_CHARS - 3] + "..."
+
 
 def format_path(path: YPath) -> str:
-    """``("sites", 3, "hosts", 0, "address")`` -> ``sites[3].hosts[0].address``."""
+    """``("sites", 3, "hosts", 0, "address")`` -> ``sites[3].hosts[0].address`` (long keys shortened)."""
     out = ""
     for part in path:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            out += ("." if out else "") + str(part)
+            out += ("." if out else "") + _key(part)
     return out or "(top level)"
 
 
@@ -62,5 +86,18 @@ class InventoryError(Exception):
         return "\n".join([head, *(f"  {p}" for p in self.problems)])
 
 
-def sort_problems(problems: Iterable[Problem]) -> list[Problem]:
-    return sorted(problems, key=lambda p: (str(p.file), p.line or 0, format_path(p.path), p.reason))
+def sort_problems(problems: Iterable[Problem], limit: int = MAX_PROBLEMS) -> list[Problem]:
+    """Problems by file, line, path and reason; past ``limit``, one more line counts the rest."""
+    out = sorted(problems, key=lambda p: (str(p.file), p.line or 0, format_path(p.path), p.reason))
+    if len(out) <= limit:
+        return out
+    rest = out[limit:]
+    files = {p.file for p in rest}
+    where = f"in {len(files)} files" if len(files) > 1 else "in this file"
+    more = Problem(
+        rest[0].file,
+        (),
+        f"and {len(rest):,} more problems {where}, not listed (only the first {limit:,} are): fix these first",
+        rest[0].line,
+    )
+    return [*out[:limit], more]

@@ -4,23 +4,134 @@ Every class forbids unknown keys, so a typo in the YAML is an error that names t
 Field-level checks (address syntax, non-negative counts, known service types) live here;
 checks that need the whole province (references, duplicates, overlaps) live in
 :mod:`dcops.inventory.validate`.
+
+Types are strict where YAML or pydantic would otherwise guess: a boolean is ``true`` or
+``false`` (not ``yes``, ``off`` or ``1``), a count is an integer (not ``'10'``, ``2.5`` or
+``true``), an address is text (pydantic would read the number 167772161 as 10.0.0.1), and a
+domain is a lower-case DNS name without a final dot.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, model_validator
+from pydantic_core import PydanticCustomError
+
+from dcops.inventory.errors import short
+
+IPv4 = ipaddress.IPv4Address
+Net4 = ipaddress.IPv4Network
+
+# Errors raised by the validators below have types starting with ``dcops_``: their messages
+# quote the value already (the loader adds no second ``got ...``).
+
+
+def _strict_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        return value
+    raise PydanticCustomError("dcops_bool", "got {got}; write true or false", {"got": short(value)})
+
+
+_LEADING_ZERO = re.compile(r"[-+]?0[0-9]+")
+_SEXAGESIMAL = re.compile(r"[-+]?[0-9]+(?::[0-5]?[0-9])+")
+
+
+def _int_text(value: Any) -> Any:
+    """Say why ``0777`` or ``1:30`` is not a number here (YAML 1.2 reads them as text)."""
+    if isinstance(value, str) and _LEADING_ZERO.fullmatch(value):
+        octal = f" (or 0o{value.lstrip('+-0') or '0'} for octal)" if set(value) <= set("+-01234567") else ""
+        raise PydanticCustomError(
+            "dcops_int",
+            "Input should be a valid integer: got {got}, and a number with a leading zero is text in YAML 1.2;"
+            " write {fixed}{octal}",
+            {"got": short(value), "fixed": str(int(value)), "octal": octal},
+        )
+    if isinstance(value, str) and _SEXAGESIMAL.fullmatch(value):
+        raise PydanticCustomError(
+            "dcops_int",
+            "Input should be a valid integer: got {got} (YAML 1.1 read this as a base-60 number, YAML 1.2 as text);"
+            " write the number itself",
+            {"got": short(value)},
+        )
+    return value
+
+
+def _address_text(value: Any) -> Any:
+    if isinstance(value, str | IPv4):
+        return value
+    raise PydanticCustomError(
+        "dcops_address", "an address is written as text, like 10.0.0.1: got {got}", {"got": short(value)}
+    )
+
+
+def _network_text(value: Any) -> Any:
+    if isinstance(value, str | Net4):
+        return value
+    raise PydanticCustomError(
+        "dcops_network", "a network is written as text, like 10.0.0.0/24: got {got}", {"got": short(value)}
+    )
+
+
+_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+
+
+def _domain(value: str) -> str:
+    """A DNS name as mail and DNS use it: lower case, ASCII, labels of letters, digits and hyphens."""
+    got = short(value)
+    fixed = short(value.rstrip(".").lower())
+
+    def refuse(why: str, **more: str) -> PydanticCustomError:
+        return PydanticCustomError("dcops_domain", why, {"got": got, "fixed": fixed, **more})
+
+    if value.endswith("."):
+        raise refuse("{got}: write the domain without the final dot ({fixed})")
+    if not value.isascii():
+        try:
+            ascii_form = f": write its ASCII form {short(value.encode('idna').decode('ascii'))}"
+        except UnicodeError:
+            ascii_form = ""
+        raise refuse("{got} is not an ASCII DNS name{fix}", fix=ascii_form)
+    if value != value.lower():
+        raise refuse(
+            "{got}: domain names do not depend on case, so dcops compares them in lower case and refuses"
+            " upper case (one spelling per domain): write {fixed}"
+        )
+    labels = value.split(".")
+    if len(value) > 253:
+        raise refuse("{got} is not a DNS name: longer than 253 characters")
+    if len(labels) < 2:
+        raise refuse("{got} is not a DNS name for mail: it needs at least two labels, like agency.province.gov.vn")
+    bad = next((label for label in labels if not _LABEL.fullmatch(label)), None)
+    if bad is not None:
+        raise refuse(
+            "{got} is not a DNS name: label {label} is not 1 to 63 letters, digits or hyphens"
+            " (no hyphen first or last)",
+            label=short(bad),
+        )
+    if labels[-1].isdigit():
+        raise refuse("{got} is not a DNS name: its last label is all digits")
+    return value
+
 
 #: A name used as an identifier everywhere (Ansible host/group names, file names, labels).
 Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,62}$")]
-#: A count or size: a real integer (not a string, not a float), zero or more.
-Count = Annotated[StrictInt, Field(ge=0)]
-Port = Annotated[StrictInt, Field(ge=1, le=65535)]
-IPv4 = ipaddress.IPv4Address
-Net4 = ipaddress.IPv4Network
+#: ``true`` or ``false``, nothing else.
+Bool = Annotated[bool, BeforeValidator(_strict_bool)]
+#: A count or size: a real integer (not a string, not a float, not a boolean), zero or more.
+Count = Annotated[StrictInt, BeforeValidator(_int_text), Field(ge=0)]
+Port = Annotated[StrictInt, BeforeValidator(_int_text), Field(ge=1, le=65535)]
+#: An OSPF cost: 1 to 65535, the range of a port number.
+Cost = Port
+#: An IPv4 address, written as text.
+Address = Annotated[IPv4, BeforeValidator(_address_text)]
+#: An IPv4 network (``a.b.c.d/n``), written as text.
+Network = Annotated[Net4, BeforeValidator(_network_text)]
+#: A DNS domain name: lower case, ASCII, no final dot (see :func:`_domain`).
+Domain = Annotated[str, AfterValidator(_domain)]
 
 
 class Strict(BaseModel):
@@ -77,7 +188,7 @@ class AddressRange(Strict):
     """A range the inventory owns; nothing outside these ranges may be used by the lab."""
 
     name: Name
-    cidr: Net4
+    cidr: Network
     purpose: str = ""
 
 
@@ -92,13 +203,13 @@ class Admin(Strict):
 class Province(Strict):
     name: str
     code: Name
-    domain: str
+    domain: Domain
     description: str = ""
-    lab: bool = False  # True for a province-in-a-box that dcops may boot
+    lab: Bool = False  # True for a province-in-a-box that dcops may boot
     address_ranges: list[AddressRange] = Field(min_length=1)
-    management_network: Net4
+    management_network: Network
     #: The controller's address on the management network (the machine running dcops).
-    controller: IPv4
+    controller: Address
     admins: list[Admin] = Field(default_factory=list)
 
 
@@ -106,7 +217,7 @@ class District(Strict):
     name: Name
     display_name: str
     kind: Literal["city", "town", "district"]
-    placeholder: bool = False
+    placeholder: Bool = False
 
 
 class Host(Strict):
@@ -114,8 +225,8 @@ class Host(Strict):
 
     name: Name
     roles: list[Name] = Field(default_factory=list)
-    address: IPv4  # on the site's LAN (inside the site's subnet)
-    management: IPv4  # on the management network
+    address: Address  # on the site's LAN (inside the site's subnet)
+    management: Address  # on the management network
     memory_mb: Count = 1024
     vcpus: Count = 1
 
@@ -124,7 +235,7 @@ class VideoConf(Strict):
     """The video-conference room at a site and its endpoint (SIP user agent)."""
 
     room: str
-    endpoint: IPv4
+    endpoint: Address
     transport: Literal["datanet", "internet"] = "datanet"
 
 
@@ -134,15 +245,15 @@ class Site(Strict):
     tier: Tier
     district: Name | None = None  # None for provincial-level sites (data centre, departments, centres)
     parent: Name | None = None
-    placeholder: bool = False
-    datanet: bool = True  # on the dedicated data network
-    subnet: Net4  # the site's LAN block
+    placeholder: Bool = False
+    datanet: Bool = True  # on the dedicated data network
+    subnet: Network  # the site's LAN block
     #: The site router's LAN address (what the NOC probes). Omitted when the site has a
     #: router host: its address is the gateway.
-    gateway: IPv4 | None = None
-    loopback: IPv4 | None = None  # router ID on the data network
+    gateway: Address | None = None
+    loopback: Address | None = None  # router ID on the data network
     #: The site router's management address. Omitted when the site has a router host.
-    management: IPv4 | None = None
+    management: Address | None = None
     uses: list[Name] = Field(default_factory=list)  # services this site uses (by name)
     videoconf: VideoConf | None = None
     hosts: list[Host] = Field(default_factory=list)
@@ -153,11 +264,11 @@ class Circuit(Strict):
 
     a: Name
     b: Name
-    subnet: Net4
-    a_address: IPv4
-    b_address: IPv4
+    subnet: Network
+    a_address: Address
+    b_address: Address
     bandwidth_mbps: Count = 100
-    cost: Annotated[StrictInt, Field(ge=1, le=65535)] = 10
+    cost: Cost = 10
     kind: Literal["fibre", "metro-ethernet", "mpls", "radio"] = "fibre"
 
     @property
@@ -187,17 +298,16 @@ class Service(Strict):
     type: ServiceType
     description: str = ""
     hosts: list[Name] = Field(default_factory=list)  # hosts that provide it (internal services)
-    external: bool = False  # run by someone else; watched, not configured
+    external: Bool = False  # run by someone else; watched, not configured
     url: str | None = None  # for external services and web endpoints
-    address: IPv4 | None = None  # the service address that sites reach (default: its first host's)
+    address: Address | None = None  # the service address that sites reach (default: its first host's)
     ports: list[ServicePort] = Field(default_factory=list)
 
 
 class Flow(Strict):
     """Traffic a service needs: which ports of which service, from where.
 
-    ``from`` selectors: ``all-sites``, ``tier:<tier>``, ``district:<name>``, ``site:<name>``,
-    ``host:<name>``, ``service:<name>`` (the hosts providing it), ``management``, ``internet``.
+    ``from`` holds selectors; their grammar and meaning are in :mod:`dcops.inventory.selectors`.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
@@ -214,9 +324,11 @@ LocalPart = Annotated[str, Field(pattern=r"^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?
 
 
 class Account(Strict):
+    """A named mailbox of an agency (inline in ``agencies[].accounts``)."""
+
     user: LocalPart
     display_name: str = ""
-    quota_mb: Count | None = None
+    quota_mb: Count | None = None  # None: the agency's default quota
 
 
 class Agency(Strict):
@@ -224,21 +336,19 @@ class Agency(Strict):
 
     name: Name
     display_name: str
-    domain: str
+    domain: Domain
     site: Name | None = None
-    placeholder: bool = False
+    placeholder: Bool = False
     mailboxes: Count  # accounts allotted (the budget); named accounts may not exceed it
     quota_mb: Count = 1024  # default per-mailbox quota
     accounts: list[Account] = Field(default_factory=list)
 
 
-class MailAccount(Strict):
-    """A mailbox kept in the ``accounts`` section (one file per agency, written by ``dcops mail``)."""
+class MailAccount(Account):
+    """A mailbox kept in the ``accounts`` section (one file per agency, written by ``dcops mail``):
+    an :class:`Account` that names its agency."""
 
     agency: Name
-    user: LocalPart
-    display_name: str = ""
-    quota_mb: Count | None = None
 
 
 class Mailbox(Strict):

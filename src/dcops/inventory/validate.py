@@ -1,28 +1,87 @@
-"""Checks that need the whole province: references, duplicates, addressing, topology."""
+"""Checks that need the whole province: references, duplicates, addressing, topology.
+
+One function per concern (names, the province's ranges, the hierarchy, site addressing,
+circuits and the path to the data centre, duplicate addresses and overlapping subnets,
+services and flows, mail agencies), each reading a :class:`Context` of name tables built
+once; :func:`cross_check` runs them all. An item that failed its own (model) checks is in
+``failed``: references to it are not reported a second time.
+"""
 
 from __future__ import annotations
 
 import bisect
 import ipaddress
 from collections import defaultdict, deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import TypeVar
 
-from dcops.inventory.errors import Problem
-from dcops.inventory.loader import Loaded, Origin
-from dcops.inventory.model import PARENT_TIERS, Tier
+from dcops.inventory.errors import Problem, format_path, short
+from dcops.inventory.model import PARENT_TIERS, Host, Inventory, MailAccount, Service, Site, Tier
+from dcops.inventory.origin import Loaded, Origin
+from dcops.inventory.selectors import SelectorError, parse_selector
 
 _T = TypeVar("_T")
 IPv4 = ipaddress.IPv4Address
 Net4 = ipaddress.IPv4Network
-
-#: ``from`` selectors of a flow that take no argument.
-PLAIN_SELECTORS = {"all-sites", "management", "internet", "datacentre"}
-#: ``from`` selectors of the form ``kind:name``.
-REF_SELECTORS = {"tier", "district", "site", "host", "service"}
+#: A path below an item's origin (``("hosts", 0, "address")``).
+Sub = tuple[str | int, ...]
 
 
-def _dupes(items: Iterable[tuple[str, Origin]], what: str, failed: set[str] | None = None) -> Iterable[Problem]:
+@dataclass
+class Context:
+    """What every check reads: the inventory, where its items came from, what failed, name tables.
+
+    Name tables keep the first definition of a name (a duplicate is reported, not used)."""
+
+    loaded: Loaded
+    prov: Origin
+    failed: dict[str, set[str]]
+    sites: dict[str, Site] = field(init=False)
+    hosts: dict[str, tuple[Site, Host]] = field(init=False)
+    services: dict[str, Service] = field(init=False)
+    districts: set[str] = field(init=False)
+    agency_index: dict[str, int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        inv = self.inv
+        self.sites = _first((s.name, s) for s in inv.sites)
+        self.hosts = _first((h.name, (s, h)) for s in inv.sites for h in s.hosts)
+        self.services = _first((s.name, s) for s in inv.services)
+        self.districts = {d.name for d in inv.districts}
+        self.agency_index = _first((a.name, i) for i, a in enumerate(inv.agencies))
+
+    @property
+    def inv(self) -> Inventory:
+        return self.loaded.inventory
+
+    def o(self, section: str, index: int) -> Origin:
+        return self.loaded.origin(section, index)
+
+    def bad(self, section: str) -> set[str]:
+        """Names of the items of ``section`` that failed their own checks."""
+        return self.failed.get(section, set())
+
+    @property
+    def mgmt(self) -> Net4:
+        return self.inv.province.management_network
+
+    @property
+    def datacentres(self) -> list[Site]:
+        return [s for s in self.inv.sites if s.tier is Tier.DATACENTRE]
+
+    def in_ranges(self, addr: IPv4 | Net4) -> bool:
+        ranges = self.inv.province.address_ranges
+        if isinstance(addr, Net4):
+            return any(addr.subnet_of(r.cidr) for r in ranges)
+        return any(addr in r.cidr for r in ranges)
+
+    @property
+    def range_names(self) -> str:
+        return ", ".join(f"{r.name} {r.cidr}" for r in self.inv.province.address_ranges)
+
+
+def _dupes(items: Iterable[tuple[str, Origin]], what: str) -> Iterator[Problem]:
     first: dict[str, Origin] = {}
     for name, origin in items:
         if name in first:
@@ -32,225 +91,232 @@ def _dupes(items: Iterable[tuple[str, Origin]], what: str, failed: set[str] | No
             first[name] = origin
 
 
-def cross_check(loaded: Loaded, prov: Origin, failed: dict[str, set[str]]) -> list[Problem]:
-    inv = loaded.inventory
-    o = loaded.origin
-    out: list[Problem] = []
-    bad_sites = failed.get("sites", set())
-    bad_hosts = failed.get("hosts", set())
-    bad_services = failed.get("services", set())
-    bad_districts = failed.get("districts", set())
-
-    # --- names --------------------------------------------------------------------------
-    out += _dupes(((d.name, o("districts", i).at("name")) for i, d in enumerate(inv.districts)), "district")
-    out += _dupes(((s.name, o("sites", i).at("name")) for i, s in enumerate(inv.sites)), "site")
-    out += _dupes(((s.name, o("services", i).at("name")) for i, s in enumerate(inv.services)), "service")
-    out += _dupes(((a.name, o("agencies", i).at("name")) for i, a in enumerate(inv.agencies)), "agency")
-    out += _dupes(((a.domain, o("agencies", i).at("domain")) for i, a in enumerate(inv.agencies)), "mail domain")
-    out += _dupes(
+# --- names --------------------------------------------------------------------------------
+def check_names(c: Context) -> Iterator[Problem]:
+    """Duplicate names (districts, sites, hosts, services, agencies, mail domains, accounts)."""
+    inv, o = c.inv, c.o
+    yield from _dupes(((d.name, o("districts", i).at("name")) for i, d in enumerate(inv.districts)), "district")
+    yield from _dupes(((s.name, o("sites", i).at("name")) for i, s in enumerate(inv.sites)), "site")
+    yield from _dupes(((s.name, o("services", i).at("name")) for i, s in enumerate(inv.services)), "service")
+    yield from _dupes(((a.name, o("agencies", i).at("name")) for i, a in enumerate(inv.agencies)), "agency")
+    # Domain names do not depend on case (the model refuses upper case; compare folded all the same).
+    yield from _dupes(((a.domain.lower(), o("agencies", i).at("domain")) for i, a in enumerate(inv.agencies)), "mail domain")
+    yield from _dupes(
         ((h.name, o("sites", i).at("hosts", j, "name")) for i, s in enumerate(inv.sites) for j, h in enumerate(s.hosts)),
         "host",
     )
-    site_names = {s.name for s in inv.sites}
-    out += [
-        o("sites", i).problem(f"host name {h.name!r} is also a site name; Ansible needs them apart", "hosts", j, "name")
-        for i, s in enumerate(inv.sites)
-        for j, h in enumerate(s.hosts)
-        if h.name in site_names and h.name != s.name
-    ]
+    for i, s in enumerate(inv.sites):
+        for j, h in enumerate(s.hosts):
+            if h.name in c.sites and h.name != s.name:
+                reason = f"host name {h.name!r} is also a site name; Ansible needs them apart"
+                yield o("sites", i).problem(reason, "hosts", j, "name")
     # Accounts of an agency: inline ones first, then the ``accounts`` section (file order).
     section_accounts: dict[str, list[tuple[str, Origin]]] = defaultdict(list)
-    agency_index = _first((a.name, i) for i, a in enumerate(inv.agencies))
-    bad_agencies = failed.get("agencies", set())
     for k, acc in enumerate(inv.accounts):
-        if acc.agency in agency_index:
+        if acc.agency in c.agency_index:
             section_accounts[acc.agency].append((acc.user, o("accounts", k).at("user")))
-        elif acc.agency not in bad_agencies:
-            out.append(o("accounts", k).problem(f"unknown agency {acc.agency!r} (not in any 'agencies' section)", "agency"))
+        elif acc.agency not in c.bad("agencies"):
+            yield o("accounts", k).problem(f"unknown agency {acc.agency!r} (not in any 'agencies' section)", "agency")
     for i, a in enumerate(inv.agencies):
         inline = [(acc.user, o("agencies", i).at("accounts", j, "user")) for j, acc in enumerate(a.accounts)]
-        if agency_index.get(a.name) != i:
-            out += _dupes(inline, f"account in {a.domain}")
-            continue
-        out += _dupes([*inline, *section_accounts[a.name]], f"account in {a.domain}")
+        kept = section_accounts[a.name] if c.agency_index.get(a.name) == i else []
+        yield from _dupes([*inline, *kept], f"account in {a.domain}")
 
-    districts = {d.name for d in inv.districts}
-    # By name; a duplicate (reported above) does not shadow the first definition.
-    sites = _first((s.name, s) for s in inv.sites)
-    hosts = _first((h.name, (s, h)) for s in inv.sites for h in s.hosts)
-    services = _first((s.name, s) for s in inv.services)
-    ranges = inv.province.address_ranges
 
-    def in_ranges(addr: IPv4 | Net4) -> bool:
-        if isinstance(addr, Net4):
-            return any(addr.subnet_of(r.cidr) for r in ranges)
-        return any(addr in r.cidr for r in ranges)
-
-    range_names = ", ".join(f"{r.name} {r.cidr}" for r in ranges)
-
-    # --- the province's own ranges --------------------------------------------------------
+# --- addressing ---------------------------------------------------------------------------
+def check_ranges(c: Context) -> Iterator[Problem]:
+    """The province's own ranges: no overlap; the management network and controller inside them."""
+    ranges = c.inv.province.address_ranges
     for (net_a, _), (net_b, k) in _overlaps([(r.cidr, k) for k, r in enumerate(ranges)]):
-        out.append(prov.problem(f"address range {net_b} overlaps {net_a}", "address_ranges", k, "cidr"))
-    mgmt = inv.province.management_network
-    if not in_ranges(mgmt):
-        out.append(prov.problem(f"{mgmt} is outside the declared address ranges ({range_names})", "management_network"))
-    if inv.province.controller not in mgmt:
-        out.append(prov.problem(f"{inv.province.controller} is outside the management network {mgmt}", "controller"))
+        yield c.prov.problem(f"address range {net_b} overlaps {net_a}", "address_ranges", k, "cidr")
+    if not c.in_ranges(c.mgmt):
+        yield c.prov.problem(f"{c.mgmt} is outside the declared address ranges ({c.range_names})", "management_network")
+    if c.inv.province.controller not in c.mgmt:
+        yield c.prov.problem(f"{c.inv.province.controller} is outside the management network {c.mgmt}", "controller")
 
-    # --- sites: hierarchy -----------------------------------------------------------------
-    dcs = [s for s in inv.sites if s.tier is Tier.DATACENTRE]
-    if len(dcs) != 1 and not bad_sites:
-        out.append(prov.problem(f"a province has exactly one site of tier 'datacentre'; found {len(dcs)}"))
-    for i, s in enumerate(inv.sites):
-        so = o("sites", i)
-        allowed = PARENT_TIERS[s.tier]
-        for k, u in enumerate(s.uses):
-            if u not in services and u not in bad_services:
-                out.append(so.problem(f"uses unknown service {u!r}", "uses", k))
-        if s.district is not None and s.district not in districts and s.district not in bad_districts:
-            out.append(so.problem(f"unknown district {s.district!r}", "district"))
-        if s.tier in (Tier.DISTRICT, Tier.COMMUNE) and s.district is None:
-            out.append(so.problem(f"a {s.tier.value} site needs a 'district'", "tier"))
-        if not allowed:
-            if s.parent is not None:
-                out.append(so.problem(f"a {s.tier.value} site has no parent", "parent"))
-            continue
-        if s.parent is None:
-            out.append(so.problem(f"a {s.tier.value} site needs a parent of tier {' or '.join(allowed)}", "tier"))
-            continue
-        parent = sites.get(s.parent)
-        if parent is None:
-            if s.parent not in bad_sites:
-                out.append(so.problem(f"parent site {s.parent!r} does not exist", "parent"))
-            continue
-        if parent.tier not in allowed:
-            out.append(
-                so.problem(
-                    f"a {s.tier.value} site cannot hang from {parent.name!r} of tier {parent.tier.value}"
-                    f" (allowed: {', '.join(allowed)})",
-                    "parent",
-                )
-            )
-        elif s.tier is Tier.COMMUNE and parent.district != s.district:
-            out.append(
-                so.problem(
-                    f"commune in district {s.district!r} hangs from {parent.name!r} of district {parent.district!r}",
-                    "parent",
-                )
-            )
 
-    # --- addresses ------------------------------------------------------------------------
-    addrs: list[tuple[IPv4, Origin]] = []
-    nets: list[tuple[Net4, Origin]] = []
+def _on_lan(s: Site) -> list[tuple[IPv4, Sub]]:
+    """A site's addresses on its own LAN: gateway, video-conference endpoint, hosts."""
+    out: list[tuple[IPv4, Sub]] = []
+    if s.gateway is not None:
+        out.append((s.gateway, ("gateway",)))
+    if s.videoconf is not None:
+        out.append((s.videoconf.endpoint, ("videoconf", "endpoint")))
+    out += [(h.address, ("hosts", j, "address")) for j, h in enumerate(s.hosts)]
+    return out
+
+
+def _in_mgmt(s: Site) -> list[tuple[IPv4, Sub]]:
+    """A site's addresses on the management network: its router's and its hosts'."""
+    out: list[tuple[IPv4, Sub]] = []
+    if s.management is not None:
+        out.append((s.management, ("management",)))
+    out += [(h.management, ("hosts", j, "management")) for j, h in enumerate(s.hosts)]
+    return out
+
+
+def check_site_addresses(c: Context) -> Iterator[Problem]:
+    """Each site: subnet in the ranges, gateway or router, every address where it belongs."""
+    inv = c.inv
     for i, s in enumerate(inv.sites):
-        so = o("sites", i)
-        nets.append((s.subnet, so.at("subnet")))
-        if not in_ranges(s.subnet):
-            out.append(so.problem(f"subnet {s.subnet} is outside the declared address ranges ({range_names})", "subnet"))
+        so = c.o("sites", i)
+        if not c.in_ranges(s.subnet):
+            yield so.problem(f"subnet {s.subnet} is outside the declared address ranges ({c.range_names})", "subnet")
         router = inv.router_of(s)
         if s.hosts and router is None:
-            out.append(so.problem("a site with several hosts needs one with role 'router'", "hosts"))
+            yield so.problem("a site with several hosts needs one with role 'router'", "hosts")
         if s.gateway is None and router is None:
-            out.append(so.problem("a site needs a 'gateway' address or a router host", "gateway"))
+            yield so.problem("a site needs a 'gateway' address or a router host", "gateway")
         if s.gateway is not None and router is not None:
-            out.append(so.problem(f"'gateway' is the router host {router.name!r}'s address; give it once", "gateway"))
+            yield so.problem(f"'gateway' is the router host {router.name!r}'s address; give it once", "gateway")
         if s.management is not None and router is not None:
-            out.append(so.problem(f"'management' is the router host {router.name!r}'s; give it once", "management"))
-        on_lan: list[tuple[IPv4, tuple[str | int, ...]]] = []
-        if s.gateway is not None:
-            on_lan.append((s.gateway, ("gateway",)))
-        if s.videoconf is not None:
-            on_lan.append((s.videoconf.endpoint, ("videoconf", "endpoint")))
-        on_lan += [(h.address, ("hosts", j, "address")) for j, h in enumerate(s.hosts)]
-        for addr, sub in on_lan:
-            addrs.append((addr, so.at(*sub)))
+            yield so.problem(f"'management' is the router host {router.name!r}'s; give it once", "management")
+        for addr, sub in _on_lan(s):
             if addr not in s.subnet:
-                out.append(so.problem(f"{addr} is outside the site's subnet {s.subnet}", *sub))
+                yield so.problem(f"{addr} is outside the site's subnet {s.subnet}", *sub)
             elif addr in (s.subnet.network_address, s.subnet.broadcast_address) and s.subnet.prefixlen < 31:
-                out.append(so.problem(f"{addr} is the network or broadcast address of {s.subnet}", *sub))
-        in_mgmt: list[tuple[IPv4, tuple[str | int, ...]]] = []
-        if s.management is not None:
-            in_mgmt.append((s.management, ("management",)))
-        in_mgmt += [(h.management, ("hosts", j, "management")) for j, h in enumerate(s.hosts)]
-        for addr, sub in in_mgmt:
-            addrs.append((addr, so.at(*sub)))
-            if addr not in mgmt:
-                out.append(so.problem(f"{addr} is outside the management network {mgmt}", *sub))
+                yield so.problem(f"{addr} is the network or broadcast address of {s.subnet}", *sub)
+        for addr, sub in _in_mgmt(s):
+            if addr not in c.mgmt:
+                yield so.problem(f"{addr} is outside the management network {c.mgmt}", *sub)
             elif addr == inv.province.controller:
-                out.append(so.problem(f"{addr} is the controller's address", *sub))
-        if s.loopback is not None:
-            addrs.append((s.loopback, so.at("loopback")))
-            if not in_ranges(s.loopback):
-                out.append(so.problem(f"loopback {s.loopback} is outside the declared address ranges", "loopback"))
+                yield so.problem(f"{addr} is the controller's address", *sub)
+        if s.loopback is not None and not c.in_ranges(s.loopback):
+            yield so.problem(f"loopback {s.loopback} is outside the declared address ranges", "loopback")
         if s.datanet and s.tier is not Tier.DATACENTRE and s.loopback is None:
-            out.append(so.problem("a site on the data network needs a 'loopback' (its router ID)", "loopback"))
-    addrs.append((inv.province.controller, prov.at("controller")))
+            yield so.problem("a site on the data network needs a 'loopback' (its router ID)", "loopback")
 
-    # --- circuits -------------------------------------------------------------------------
+
+# --- the hierarchy ------------------------------------------------------------------------
+def check_hierarchy(c: Context) -> Iterator[Problem]:
+    """One data centre; each site's district exists; each site's parent exists and has an allowed tier."""
+    dcs = c.datacentres
+    if len(dcs) != 1 and not c.bad("sites"):
+        yield c.prov.problem(f"a province has exactly one site of tier 'datacentre'; found {len(dcs)}")
+    for i, s in enumerate(c.inv.sites):
+        so = c.o("sites", i)
+        allowed = PARENT_TIERS[s.tier]
+        if s.district is not None and s.district not in c.districts and s.district not in c.bad("districts"):
+            yield so.problem(f"unknown district {s.district!r}", "district")
+        if s.tier in (Tier.DISTRICT, Tier.COMMUNE) and s.district is None:
+            yield so.problem(f"a {s.tier.value} site needs a 'district'", "tier")
+        if not allowed:
+            if s.parent is not None:
+                yield so.problem(f"a {s.tier.value} site has no parent", "parent")
+            continue
+        if s.parent is None:
+            yield so.problem(f"a {s.tier.value} site needs a parent of tier {' or '.join(allowed)}", "tier")
+            continue
+        parent = c.sites.get(s.parent)
+        if parent is None:
+            if s.parent not in c.bad("sites"):
+                yield so.problem(f"parent site {s.parent!r} does not exist", "parent")
+            continue
+        if parent.tier not in allowed:
+            yield so.problem(
+                f"a {s.tier.value} site cannot hang from {parent.name!r} of tier {parent.tier.value}"
+                f" (allowed: {', '.join(allowed)})",
+                "parent",
+            )
+        elif s.tier is Tier.COMMUNE and parent.district != s.district:
+            yield so.problem(
+                f"commune in district {s.district!r} hangs from {parent.name!r} of district {parent.district!r}", "parent"
+            )
+
+
+# --- circuits -----------------------------------------------------------------------------
+def check_circuits(c: Context) -> Iterator[Problem]:
+    """Each circuit joins two data-network sites once, with its addresses in its subnet; every
+    site on the data network reaches the data centre over circuits."""
     pairs: dict[frozenset[str], Origin] = {}
     adj: dict[str, set[str]] = defaultdict(set)
-    for i, c in enumerate(inv.circuits):
-        co = o("circuits", i)
-        nets.append((c.subnet, co.at("subnet")))
-        if not in_ranges(c.subnet):
-            out.append(co.problem(f"subnet {c.subnet} is outside the declared address ranges ({range_names})", "subnet"))
+    for i, ci in enumerate(c.inv.circuits):
+        co = c.o("circuits", i)
+        if not c.in_ranges(ci.subnet):
+            yield co.problem(f"subnet {ci.subnet} is outside the declared address ranges ({c.range_names})", "subnet")
         for end in ("a", "b"):
-            name = getattr(c, end)
-            if name not in sites:
-                if name not in bad_sites:
-                    out.append(co.problem(f"circuit to unknown site {name!r}", end))
-            elif not sites[name].datanet:
-                out.append(co.problem(f"site {name!r} is not on the data network (datanet: false)", end))
-            elif sites[name].hosts and inv.router_of(sites[name]) is None:
-                out.append(co.problem(f"site {name!r} has no router host to terminate the circuit", end))
-        if c.a == c.b:
-            out.append(co.problem(f"a circuit joins two different sites; both ends are {c.a!r}", "b"))
-        key = frozenset((c.a, c.b))
-        if key in pairs and c.a != c.b:
-            out.append(co.problem(f"a second circuit between {c.a!r} and {c.b!r} (first at {pairs[key].file}:{pairs[key].line})"))
+            name = getattr(ci, end)
+            site = c.sites.get(name)
+            if site is None:
+                if name not in c.bad("sites"):
+                    yield co.problem(f"circuit to unknown site {name!r}", end)
+            elif not site.datanet:
+                yield co.problem(f"site {name!r} is not on the data network (datanet: false)", end)
+            elif site.hosts and c.inv.router_of(site) is None:
+                yield co.problem(f"site {name!r} has no router host to terminate the circuit", end)
+        if ci.a == ci.b:
+            yield co.problem(f"a circuit joins two different sites; both ends are {ci.a!r}", "b")
+        key = frozenset((ci.a, ci.b))
+        if key in pairs and ci.a != ci.b:
+            yield co.problem(f"a second circuit between {ci.a!r} and {ci.b!r} (first at {pairs[key].file}:{pairs[key].line})")
         pairs.setdefault(key, co)
-        adj[c.a].add(c.b)
-        adj[c.b].add(c.a)
+        adj[ci.a].add(ci.b)
+        adj[ci.b].add(ci.a)
         for end in ("a_address", "b_address"):
-            addr = getattr(c, end)
-            addrs.append((addr, co.at(end)))
-            if addr not in c.subnet:
-                out.append(co.problem(f"{addr} is outside the circuit's subnet {c.subnet}", end))
-            elif c.subnet.prefixlen < 31 and addr in (c.subnet.network_address, c.subnet.broadcast_address):
-                out.append(co.problem(f"{addr} is the network or broadcast address of {c.subnet}", end))
+            addr = getattr(ci, end)
+            if addr not in ci.subnet:
+                yield co.problem(f"{addr} is outside the circuit's subnet {ci.subnet}", end)
+            elif ci.subnet.prefixlen < 31 and addr in (ci.subnet.network_address, ci.subnet.broadcast_address):
+                yield co.problem(f"{addr} is the network or broadcast address of {ci.subnet}", end)
 
-    # Every site on the data network must reach the data centre over circuits.
     # (skipped when a site or a circuit failed its own checks: the path may run through it)
-    if len(dcs) == 1 and not bad_sites and not failed.get("circuits"):
-        seen = {dcs[0].name}
-        todo = deque([dcs[0].name])
-        while todo:
-            for nxt in adj[todo.popleft()]:
-                if nxt not in seen:
-                    seen.add(nxt)
-                    todo.append(nxt)
-        for i, s in enumerate(inv.sites):
-            if s.datanet and s.name not in seen:
-                out.append(
-                    o("sites", i).problem(
-                        f"site {s.name!r} is on the data network but no circuit path reaches the data centre", "name"
-                    )
-                )
+    dcs = c.datacentres
+    if len(dcs) != 1 or c.bad("sites") or c.bad("circuits"):
+        return
+    seen = {dcs[0].name}
+    todo = deque([dcs[0].name])
+    while todo:
+        for nxt in adj[todo.popleft()]:
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    for i, s in enumerate(c.inv.sites):
+        if s.datanet and s.name not in seen:
+            yield c.o("sites", i).problem(
+                f"site {s.name!r} is on the data network but no circuit path reaches the data centre", "name"
+            )
 
-    # --- duplicates and overlaps ----------------------------------------------------------
+
+# --- duplicates and overlaps --------------------------------------------------------------
+def _declared_addresses(c: Context) -> list[tuple[IPv4, Origin]]:
+    """Every address the inventory gives, in file order: sites, the controller, circuits."""
+    out: list[tuple[IPv4, Origin]] = []
+    for i, s in enumerate(c.inv.sites):
+        so = c.o("sites", i)
+        out += [(addr, so.at(*sub)) for addr, sub in (*_on_lan(s), *_in_mgmt(s))]
+        if s.loopback is not None:
+            out.append((s.loopback, so.at("loopback")))
+    out.append((c.inv.province.controller, c.prov.at("controller")))
+    for i, ci in enumerate(c.inv.circuits):
+        co = c.o("circuits", i)
+        out += [(ci.a_address, co.at("a_address")), (ci.b_address, co.at("b_address"))]
+    return out
+
+
+def _declared_networks(c: Context) -> list[tuple[Net4, Origin]]:
+    """Every subnet the inventory gives: sites, circuits, then the management network."""
+    out = [(s.subnet, c.o("sites", i).at("subnet")) for i, s in enumerate(c.inv.sites)]
+    out += [(ci.subnet, c.o("circuits", i).at("subnet")) for i, ci in enumerate(c.inv.circuits)]
+    out.append((c.mgmt, c.prov.at("management_network")))
+    return out
+
+
+def check_overlaps(c: Context) -> Iterator[Problem]:
+    """No address given twice, no two subnets overlapping, no address inside another item's subnet."""
+    addrs = _declared_addresses(c)
+    nets = _declared_networks(c)
     first: dict[IPv4, Origin] = {}
     for addr, origin in addrs:
         if addr in first:
             prev = first[addr]
-            out.append(origin.problem(f"address {addr} is already used at {prev.file}:{prev.line} ({_p(prev)})"))
+            yield origin.problem(f"address {addr} is already used at {prev.file}:{prev.line} ({_p(prev)})")
         else:
             first[addr] = origin
-    nets.append((mgmt, prov.at("management_network")))
     for (_, first_o), (net, second_o) in _overlaps(nets):
-        out.append(second_o.problem(f"subnet {net} overlaps {first_o.file}:{first_o.line} ({_p(first_o)})"))
+        yield second_o.problem(f"subnet {net} overlaps {first_o.file}:{first_o.line} ({_p(first_o)})")
     # An address must not sit inside another item's subnet (a loopback inside a site LAN, say).
     spans = sorted(
-        ((int(n.network_address), int(n.broadcast_address), n, no) for n, no in nets if n != mgmt),
+        ((int(n.network_address), int(n.broadcast_address), n, no) for n, no in nets if n != c.mgmt),
         key=lambda x: x[0],
     )
     starts = [x[0] for x in spans]
@@ -258,59 +324,115 @@ def cross_check(loaded: Loaded, prov: Origin, failed: dict[str, set[str]]) -> li
         at = bisect.bisect_right(starts, int(addr)) - 1
         if at >= 0 and int(addr) <= spans[at][1] and not _owns(origin, spans[at][3]):
             net, norigin = spans[at][2], spans[at][3]
-            out.append(origin.problem(f"address {addr} lies inside {net} of {norigin.file}:{norigin.line} ({_p(norigin)})"))
+            yield origin.problem(f"address {addr} lies inside {net} of {norigin.file}:{norigin.line} ({_p(norigin)})")
 
-    # --- services and flows ---------------------------------------------------------------
+
+# --- services and flows -------------------------------------------------------------------
+def check_services_and_flows(c: Context) -> Iterator[Problem]:
+    """Services run on known hosts (or are external with a URL); sites use known services;
+    flows go to known services and ports, from sources the selector grammar allows."""
+    inv = c.inv
+    for i, s in enumerate(inv.sites):
+        for k, u in enumerate(s.uses):
+            if u not in c.services and u not in c.bad("services"):
+                yield c.o("sites", i).problem(f"uses unknown service {u!r}", "uses", k)
     for i, svc in enumerate(inv.services):
-        vo = o("services", i)
+        vo = c.o("services", i)
         for j, h in enumerate(svc.hosts):
-            if h not in hosts and h not in bad_hosts:
-                out.append(vo.problem(f"unknown host {h!r}", "hosts", j))
+            if h not in c.hosts and h not in c.bad("hosts"):
+                yield vo.problem(f"unknown host {h!r}", "hosts", j)
         if svc.external and svc.hosts:
-            out.append(vo.problem("an external service is run by someone else: give 'url', not 'hosts'", "hosts"))
+            yield vo.problem("an external service is run by someone else: give 'url', not 'hosts'", "hosts")
         if svc.external and not svc.url:
-            out.append(vo.problem("an external service needs a 'url' to watch", "external"))
+            yield vo.problem("an external service needs a 'url' to watch", "external")
         if not svc.external and not svc.hosts and svc.address is None:
-            out.append(vo.problem("an internal service needs 'hosts' (or an 'address')", "hosts"))
-        out += _dupes(((p.name, vo.at("ports", j, "name")) for j, p in enumerate(svc.ports)), f"port of {svc.name}")
+            yield vo.problem("an internal service needs 'hosts' (or an 'address')", "hosts")
+        yield from _dupes(((p.name, vo.at("ports", j, "name")) for j, p in enumerate(svc.ports)), f"port of {svc.name}")
     for i, f in enumerate(inv.flows):
-        fo = o("flows", i)
-        target = services.get(f.to)
+        fo = c.o("flows", i)
+        target = c.services.get(f.to)
         if target is None:
-            if f.to not in bad_services:
-                out.append(fo.problem(f"flow to unknown service {f.to!r}", "to"))
+            if f.to not in c.bad("services"):
+                yield fo.problem(f"flow to unknown service {f.to!r}", "to")
         else:
             names = {p.name for p in target.ports}
             for j, port in enumerate(f.ports):
                 if port not in names:
                     known = ", ".join(sorted(names)) or "none"
-                    out.append(fo.problem(f"service {f.to!r} has no port {port!r} (it has: {known})", "ports", j))
+                    yield fo.problem(f"service {f.to!r} has no port {port!r} (it has: {known})", "ports", j)
         for j, sel in enumerate(f.from_):
-            reason = _check_selector(sel, districts, sites, hosts, services, failed)
+            reason = _check_selector(c, sel)
             if reason:
-                out.append(fo.problem(reason, "from", j))
+                yield fo.problem(reason, "from", j)
 
-    # --- agencies -------------------------------------------------------------------------
+
+def _check_selector(c: Context, sel: str) -> str | None:
+    """Why ``sel`` is not a valid source, or None: the grammar, then the name it refers to."""
+    try:
+        kind, arg = parse_selector(sel)
+    except SelectorError as e:
+        return str(e)
+    if arg is None:
+        return None
+    known: Mapping[str, Callable[[str], bool]] = {
+        "tier": lambda a: a in {t.value for t in Tier},
+        "district": lambda a: a in c.districts or a in c.bad("districts"),
+        "site": lambda a: a in c.sites or a in c.bad("sites"),
+        "host": lambda a: a in c.hosts or a in c.bad("hosts"),
+        "service": lambda a: a in c.services or a in c.bad("services"),
+    }
+    return None if known[kind](arg) else f"source {short(sel)}: unknown {kind} {short(arg)}"
+
+
+# --- agencies -----------------------------------------------------------------------------
+def check_agencies(c: Context) -> Iterator[Problem]:
+    """Each agency at a known site, its named accounts within its mailbox and storage budget."""
+    inv = c.inv
+    section: dict[str, list[MailAccount]] = defaultdict(list)
+    for acc in inv.accounts:
+        section[acc.agency].append(acc)
     for i, a in enumerate(inv.agencies):
-        ao = o("agencies", i)
-        if a.site is not None and a.site not in sites and a.site not in bad_sites:
-            out.append(ao.problem(f"unknown site {a.site!r}", "site"))
-        kept = [acc for acc in inv.accounts if acc.agency == a.name] if agency_index.get(a.name) == i else []
+        ao = c.o("agencies", i)
+        if a.site is not None and a.site not in c.sites and a.site not in c.bad("sites"):
+            yield ao.problem(f"unknown site {a.site!r}", "site")
+        kept = section.get(a.name, []) if c.agency_index.get(a.name) == i else []
         total = len(a.accounts) + len(kept)
         if total > a.mailboxes:
             if kept:
-                out.append(ao.problem(
+                yield ao.problem(
                     f"{total} named accounts ({len(a.accounts)} inline, {len(kept)} in the 'accounts' section)"
-                    f" exceed the budget of {a.mailboxes} mailboxes", "mailboxes"))
+                    f" exceed the budget of {a.mailboxes} mailboxes",
+                    "mailboxes",
+                )
             else:
-                out.append(ao.problem(f"{total} named accounts exceed the budget of {a.mailboxes} mailboxes", "accounts"))
+                yield ao.problem(f"{total} named accounts exceed the budget of {a.mailboxes} mailboxes", "accounts")
         quotas = [q if q is not None else a.quota_mb for q in [*(x.quota_mb for x in a.accounts), *(x.quota_mb for x in kept)]]
         storage = a.mailboxes * a.quota_mb
         if total <= a.mailboxes and sum(quotas) > storage:  # (over the count is reported once, above)
-            out.append(ao.problem(
+            yield ao.problem(
                 f"the named accounts' quotas total {sum(quotas)} MB, over the agency's storage budget of"
-                f" {a.mailboxes} mailboxes x {a.quota_mb} MB = {storage} MB", "quota_mb"))
-    return out
+                f" {a.mailboxes} mailboxes x {a.quota_mb} MB = {storage} MB",
+                "quota_mb",
+            )
+
+
+#: Every check, in the order their problems were first written (they are sorted afterwards).
+CHECKS: tuple[Callable[[Context], Iterable[Problem]], ...] = (
+    check_names,
+    check_ranges,
+    check_hierarchy,
+    check_site_addresses,
+    check_circuits,
+    check_overlaps,
+    check_services_and_flows,
+    check_agencies,
+)
+
+
+def cross_check(loaded: Loaded, prov: Origin, failed: dict[str, set[str]]) -> list[Problem]:
+    """Every whole-province problem of ``loaded`` (``prov``: the province section's origin)."""
+    c = Context(loaded, prov, failed)
+    return [p for check in CHECKS for p in check(c)]
 
 
 def _first(items: Iterable[tuple[str, _T]]) -> dict[str, _T]:
@@ -322,8 +444,6 @@ def _first(items: Iterable[tuple[str, _T]]) -> dict[str, _T]:
 
 
 def _p(o: Origin) -> str:
-    from dcops.inventory.errors import format_path
-
     return format_path(o.path)
 
 
@@ -343,35 +463,3 @@ def _overlaps(nets: list[tuple[Net4, _T]]) -> Iterable[tuple[tuple[Net4, _T], tu
                 cover = item
         else:
             cover = item
-
-
-def _check_selector(
-    sel: str,
-    districts: set[str],
-    sites: Mapping[str, object],
-    hosts: Mapping[str, object],
-    services: Mapping[str, object],
-    failed: dict[str, set[str]],
-) -> str | None:
-    if sel in PLAIN_SELECTORS:
-        return None
-    kind, _, arg = sel.partition(":")
-    if kind not in REF_SELECTORS or not arg:
-        return (
-            f"unknown source {sel!r}; use one of {', '.join(sorted(PLAIN_SELECTORS))}"
-            f" or {', '.join(k + ':NAME' for k in sorted(REF_SELECTORS))}"
-        )
-    table: dict[str, set[str]] = {
-        "tier": {t.value for t in Tier},
-        "district": districts,
-        "site": set(sites),
-        "host": set(hosts),
-        "service": set(services),
-    }
-    if arg in table[kind]:
-        return None
-    bad = {"district": "districts", "site": "sites", "host": "hosts", "service": "services"}.get(kind)
-    if bad and arg in failed.get(bad, set()):
-        return None
-    return f"source {sel!r}: unknown {kind} {arg!r}"
-
