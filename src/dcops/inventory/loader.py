@@ -42,6 +42,7 @@ from dcops.inventory.model import (
 from dcops.inventory.origin import Loaded, Origin
 from dcops.inventory.validate import cross_check
 from dcops.inventory.yaml12 import parse_yaml
+from dcops.mail import txn as mail_txn
 
 _M = TypeVar("_M", bound=BaseModel)
 
@@ -221,6 +222,8 @@ def _add_sections(read: _Read, top: Origin, data: Any) -> None:
                 read.fail(o.problem(f"section '{key}' must be a list, got {type(value).__name__}"))
                 continue
             read.raw[key].extend((item, o.at(i)) for i, item in enumerate(value))
+        elif key == mail_txn.SECTION:  # the journal of an unfinished `dcops mail` change
+            read.fail(o.problem(mail_txn.pending_message(o.file)))
         else:
             read.fail(o.problem(f"unknown section {short(key)}; expected one of: {', '.join(SECTIONS)}"))
 

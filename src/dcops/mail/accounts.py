@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dcops.inventory import InventoryError, Loaded, load
-from dcops.inventory.loader import data_files
+from dcops.inventory.files import data_files
 from dcops.inventory.model import Agency, MailAccount
 from dcops.mail import hashing
 from dcops.mail.handover import Handover, Issued
@@ -230,7 +230,7 @@ class Store:
             return
         with tempfile.TemporaryDirectory(prefix="dcops-mail-check-") as tmp:
             scratch = Path(tmp) / self.dir.name
-            for f in data_files(self.dir):
+            for f in data_files(self.dir).files:
                 dst = scratch / f.relative_to(self.dir)
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(f, dst)

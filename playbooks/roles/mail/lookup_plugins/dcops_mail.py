@@ -37,6 +37,17 @@ options:
 class LookupModule(LookupBase):
     def run(self, terms: list[Any], variables: dict[str, Any] | None = None, **kwargs: Any) -> list[dict[str, Any]]:
         self.set_options(var_options=variables, direct=kwargs)
+        from dcops.mail.txn import TxnError, reading
+
+        # The inventory and its vault files are read together, under the shared lock that
+        # `dcops mail` changes take exclusively: never half of a change (an unfinished one is refused).
+        try:
+            with reading(Path(str(terms[0]))):
+                return self._read_all(terms)
+        except TxnError as e:
+            raise AnsibleError(str(e)) from None
+
+    def _read_all(self, terms: list[Any]) -> list[dict[str, Any]]:
         from dcops.inventory import InventoryError, load
 
         try:
