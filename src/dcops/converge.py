@@ -415,6 +415,16 @@ _KEPT_EVENTS = {
     *_RESULT_EVENTS,
 }
 NO_LOG_MSG = "output hidden (no_log)"
+#: HostSummary field -> the key of Ansible's statistics in the runner's playbook_on_stats event.
+_STATS_KEYS = {
+    "ok": "ok",
+    "changed": "changed",
+    "failed": "failures",
+    "unreachable": "dark",
+    "skipped": "skipped",
+    "rescued": "rescued",
+    "ignored": "ignored",
+}
 
 
 def _message(res: Mapping[str, Any]) -> str:
@@ -447,10 +457,7 @@ def _digest(ev: Mapping[str, Any]) -> dict[str, Any] | None:
         if state in ("failed", "unreachable") and isinstance(res, Mapping):
             d["msg"] = _message(res)
     elif kind == "playbook_on_stats":
-        d["stats"] = {
-            k: dict(data.get(k) or {})
-            for k in ("ok", "changed", "failures", "dark", "skipped", "rescued", "ignored", "processed")
-        }
+        d["stats"] = {k: dict(data.get(k) or {}) for k in (*_STATS_KEYS.values(), "processed")}
     return d
 
 
@@ -496,7 +503,7 @@ class _Progress:
         self.tasks_done = 0
         self.hosts: dict[str, HostSummary] = {}
         self.failures: list[dict[str, str]] = []
-        self.stats: dict[str, dict[str, int]] | None = None
+        self.stats: dict[str, HostSummary] | None = None  # Ansible's final statistics
         self.pid: int | None = None
         self.t0 = time.monotonic()
         self.current: _TaskTally | None = None
@@ -552,18 +559,7 @@ class _Progress:
             lines += self._close_task()
             st = ev["stats"]
             names = set(st["processed"]) | {h for k in st.values() for h in k}
-            self.stats = {
-                h: {
-                    "ok": st["ok"].get(h, 0),
-                    "changed": st["changed"].get(h, 0),
-                    "failures": st["failures"].get(h, 0),
-                    "unreachable": st["dark"].get(h, 0),
-                    "skipped": st["skipped"].get(h, 0),
-                    "rescued": st["rescued"].get(h, 0),
-                    "ignored": st["ignored"].get(h, 0),
-                }
-                for h in sorted(names)
-            }
+            self.stats = {h: HostSummary(**{f: st[key].get(h, 0) for f, key in _STATS_KEYS.items()}) for h in sorted(names)}
         return lines
 
     def still_running(self) -> str:
@@ -575,26 +571,14 @@ class _Progress:
         return f"[{self.elapsed()}] still on {t.name}: {done}/{len(t.hosts) or '?'} hosts done ({t.line()})"
 
     def final_hosts(self) -> dict[str, HostSummary]:
-        if self.stats is None:
-            return self.hosts
-        return {
-            h: HostSummary(
-                ok=s["ok"],
-                changed=s["changed"],
-                failed=s["failures"],
-                unreachable=s["unreachable"],
-                skipped=s["skipped"],
-                rescued=s["rescued"],
-                ignored=s["ignored"],
-            )
-            for h, s in self.stats.items()
-        }
+        """Ansible's final statistics; what the events counted when the run did not get there."""
+        return self.hosts if self.stats is None else self.stats
 
     def final_failures(self) -> list[dict[str, str]]:
         """The failures; those of a host Ansible's statistics call not failed (rescued) are left out."""
         if self.stats is None:
             return self.failures
-        bad = {h for h, s in self.stats.items() if s["failures"] or s["unreachable"]}
+        bad = {h for h, s in self.stats.items() if s.failed or s.unreachable}
         return [f for f in self.failures if f["host"] in bad]
 
     def table(self, title: str) -> Table:
@@ -853,13 +837,20 @@ def converge(
         (run / "summary.json").write_text(json.dumps(result.to_json(), indent=2, ensure_ascii=False) + "\n")
     rotate_runs(base, keep_runs)
     if not quiet:
-        _print_summary(con, result, title)
+        _print_summary(con, result, title, log_tail=prog.stats is None and status == "failed")
     return result
 
 
-def _print_summary(con: Console, result: ConvergeResult, title: str) -> None:
+def _print_summary(con: Console, result: ConvergeResult, title: str, log_tail: bool = False) -> None:
+    """The table per host, the failures, where the log and the run folder are; when Ansible ended
+    before its statistics (a playbook or inventory error), the end of its output."""
     try:
         con.print(summary_table(result, title))
+        if log_tail and result.log is not None and result.log.exists():
+            lines = [ln for ln in result.log.read_text(errors="replace").replace("\r", "").splitlines() if ln.strip()]
+            con.print("ansible-playbook ended before its statistics; the end of its output:", style="bold red")
+            for ln in lines[-12:]:
+                con.print(f"  {ln}", markup=False, highlight=False, soft_wrap=True)
         for f in result.failures[:20]:
             con.print(Text.assemble(("failed ", "bold red"), f"{f['host']}: {f['task']}: {f['msg']}"), soft_wrap=True)
         if len(result.failures) > 20:
