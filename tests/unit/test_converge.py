@@ -102,8 +102,13 @@ def _closed_port() -> int:
 
 
 @pytest.fixture
-def site(tmp_path: Path) -> Path:
-    """A folder with an ini inventory (h1-h3 local, h4 unreachable on loopback) and the playbooks."""
+def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A folder with an ini inventory (h1-h3 local, h4 unreachable on loopback) and the playbooks.
+
+    TMPDIR is in it too: the modules that a test kills leave their payload folders there.
+    """
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
     (tmp_path / "hosts.ini").write_text(
         "[local]\nh1\nh2\nh3\n"
         f"[local:vars]\nansible_connection=local\nansible_python_interpreter={sys.executable}\n"
@@ -111,6 +116,9 @@ def site(tmp_path: Path) -> Path:
         "ansible_ssh_common_args='-o ConnectTimeout=5 -o BatchMode=yes'\n"
     )
     (tmp_path / "secret.yml").write_text(f"scenario_secret: {SECRET}\n")
+    (tmp_path / "broken.yml").write_text(
+        "- name: Broken\n  hosts: all\n  tasks:\n    - name: No such module\n      no.such.module: {}\n"
+    )
     for name, text in (("scenario.yml", SCENARIO), ("one.yml", ONE_TASK), ("slow.yml", SLOW), ("forever.yml", FOREVER)):
         (tmp_path / name).write_text(text)
     return tmp_path
@@ -222,6 +230,15 @@ def test_log_path_gets_a_copy_of_the_output(site: Path) -> None:
     log = site / "copy.log"
     r = converge(site / "hosts.ini", site / "one.yml", quiet=True, runs_dir=site / "runs", log_path=log)
     assert r.log == log and "PLAY RECAP" in log.read_text() and "\r" not in log.read_text()
+
+
+def test_a_playbook_error_shows_the_end_of_ansibles_output(site: Path) -> None:
+    con, buf = _plain_console()
+    r = converge(site / "hosts.ini", site / "broken.yml", console=con, runs_dir=site / "runs")
+    assert not r.ok and r.status == "failed" and r.hosts == {}
+    out = buf.getvalue()
+    assert "ansible-playbook ended before its statistics; the end of its output:" in out
+    assert "no.such.module" in out and f"ansible log: {r.log}" in out
 
 
 # ---------------------------------------------------------------------------- processes
