@@ -56,7 +56,11 @@ def main_job(
     except ConvergeError as e:
         fail(str(e))
     if not res.ok:
-        fail(f"site.yml failed on some hosts (log: {res.log}); the lab stays up: dcops lab status, dcops lab down")
+        what = "was stopped after its timeout" if res.timed_out else "failed on some hosts"
+        fail(
+            f"site.yml {what} (log: {res.log}; runner events: {res.artifacts}); "
+            "the lab stays up: dcops lab status, dcops lab down"
+        )
 
 
 def main() -> None:
