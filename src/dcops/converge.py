@@ -2,7 +2,7 @@
 
 :func:`converge` is the entry point (the main job calls it after booting the lab). It runs
 ``ansible-playbook`` through ansible-runner (the interface AWX and other execution engines use)
-with dcops' ``playbooks/ansible.cfg`` (or stock Ansible settings, for the benchmark), follows
+with dcops' ``playbooks/ansible.cfg`` (or another ansible.cfg, such as the benchmark's stock settings), follows
 the run through the runner's events and prints:
 
 - on a terminal, a live table per host (ok, changed, failed, unreachable, skipped);
@@ -41,7 +41,6 @@ import shlex
 import shutil
 import signal
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -76,26 +75,6 @@ _POLL = 0.5
 #: (ansible.cfg: jsonfile in ~/.cache/dcops/ansible-facts, kept across runs) alone.
 _FACT_CACHE_FROM_CFG = "ansible.cfg"
 _RUN_NAME = re.compile(r"^\d{8}-\d{6}-[A-Za-z0-9_.-]+-[0-9a-f]{6}$")
-
-#: Stock Ansible settings (the benchmark's baseline): only what reading the inventory needs.
-STOCK_CFG = """\
-[defaults]
-inventory_plugins = {plugins}
-forks = 5
-gathering = implicit
-fact_caching = memory
-host_key_checking = true
-retry_files_enabled = false
-interpreter_python = auto_silent
-
-[inventory]
-enable_plugins = dcops_province, ansible.builtin.host_list, ansible.builtin.ini
-unparsed_is_failed = true
-
-[ssh_connection]
-pipelining = false
-"""
-
 
 class ConvergeError(Exception):
     """A converge that could not run at all (missing tool, unreadable inventory, bad folder)."""
@@ -180,23 +159,12 @@ def _province(inventory: Path) -> tuple[str, bool] | None:
     return inv.province.code, bool(inv.province.lab)
 
 
-def stock_config(path: Path | None = None) -> Path:
-    """An ansible.cfg with stock settings (pipelining off, 5 forks, no fact cache)."""
-    if path is None:
-        fd, name = tempfile.mkstemp(prefix="dcops-stock-", suffix=".cfg")
-        os.close(fd)
-        path = Path(name)
-    path.write_text(STOCK_CFG.format(plugins=ROOT / "src" / "dcops" / "ansible_plugins" / "inventory"))
-    return path
-
-
-def ansible_env(
-    inventory_dir: Path | str = DEFAULT_INVENTORY, *, stock: bool = False, base: Mapping[str, str] | None = None
-) -> dict[str, str]:
-    """Environment for ansible-playbook / ansible over ``inventory_dir`` (config, vault password)."""
+def ansible_env(inventory_dir: Path | str = DEFAULT_INVENTORY, *, config: Path | None = None) -> dict[str, str]:
+    """Environment for ansible-playbook / ansible over ``inventory_dir`` (config, vault password);
+    ``config``: another ansible.cfg than dcops' ``playbooks/ansible.cfg``."""
     inv = Path(inventory_dir).resolve()
-    env = dict(os.environ if base is None else base)
-    env["ANSIBLE_CONFIG"] = str(stock_config() if stock else ANSIBLE_CFG)
+    env = dict(os.environ)
+    env["ANSIBLE_CONFIG"] = str(config or ANSIBLE_CFG)
     env.setdefault("ANSIBLE_FORCE_COLOR", "0")
     env["ANSIBLE_NOCOLOR"] = "1"
     prov = _province(inv)
@@ -668,7 +636,7 @@ def converge(
     diff: bool = False,
     limit: str | None = None,
     extra_args: Sequence[str] = (),
-    stock: bool = False,
+    config: Path | None = None,
     console: Console | None = None,
     quiet: bool = False,
     log_path: Path | None = None,
@@ -683,8 +651,8 @@ def converge(
     ``inventory_dir`` is a dcops province folder (validated, lab secrets made for a lab) or any
     other Ansible inventory (an ini file, a folder without ``province.yml``); ``playbook`` is a
     name under ``playbooks/`` or a path. ``check``/``diff``/``limit`` add ``--check``/``--diff``/
-    ``--limit``; ``extra_args`` go to ansible-playbook as they are (``["-e", "k=v"]``); ``stock``
-    uses stock Ansible settings instead of ``playbooks/ansible.cfg``. ``timeout`` (seconds) stops
+    ``--limit``; ``extra_args`` go to ansible-playbook as they are (``["-e", "k=v"]``); ``config``
+    is an ansible.cfg to use instead of ``playbooks/ansible.cfg`` (the benchmark's stock settings). ``timeout`` (seconds) stops
     the run, which then has status ``timeout``. ``quiet`` prints nothing. The run's folder goes
     under ``runs_dir`` (default :func:`default_runs_dir`) ``/<province or inventory name>/``, of which the
     newest ``keep_runs`` are kept; ``write_events=False`` keeps no ``job_events/`` files.
@@ -701,7 +669,7 @@ def converge(
     binary = _ansible_playbook()
     prov = _province(inv)
     label = prov[0] if prov else inv.stem
-    env = ansible_env(inv, stock=stock)
+    env = ansible_env(inv, config=config)
     env.setdefault("ANSIBLE_HOST_KEY_CHECKING", "True")  # the runner would turn it off; both our configs keep it on
     if prov is not None and prov[1]:
         # a lab converges with nothing by hand: DKIM keys and mailbox passwords it lacks are made now
@@ -716,7 +684,7 @@ def converge(
     args += list(extra_args)
     cmd = [binary, *args]
     ours = {k: v for k, v in env.items() if os.environ.get(k) != v}
-    title = f"{book.name} over {label}" + (" (check)" if check else "") + (" [stock settings]" if stock else "")
+    title = f"{book.name} over {label}" + (" (check)" if check else "") + (f" [{config.name}]" if config else "")
 
     prog = _Progress()
     events: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
@@ -799,8 +767,6 @@ def converge(
             if thread.is_alive():  # any other way out of here: ansible-playbook must not run on alone
                 with _deferred_signals():
                     halt()
-            if stock:
-                Path(env["ANSIBLE_CONFIG"]).unlink(missing_ok=True)
     if signalled is not None:  # the handlers are dcops' caller's again: let theirs act (by default, dcops ends here)
         signal.raise_signal(signalled)
         raise ConvergeError(f"converge stopped by signal {signalled}")

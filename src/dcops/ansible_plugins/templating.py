@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 #: ansible-core minor releases whose template action this module is known to match: the
@@ -112,8 +112,3 @@ def render_template(
     )
     out = data_templar.template(text, escape_backslashes=False, overrides={"trim_blocks": True})
     return "" if out is None else str(out)
-
-
-def render_all(templar: Any, loader: Any, variables: Mapping[str, Any], sources: Sequence[tuple[str, str]]) -> list[str]:
-    """:func:`render_template` for each ``(name, source path)``."""
-    return [render_template(templar, loader, variables, src, name=name) for name, src in sources]

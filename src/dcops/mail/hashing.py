@@ -18,8 +18,7 @@ import ctypes
 import ctypes.util
 import secrets
 import string
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from enum import StrEnum
 from functools import cache
 
@@ -94,24 +93,3 @@ def verify_password(password: str, hashed: str) -> bool:
 
         return bool(bcrypt.checkpw(phrase, rest.encode()))
     return False
-
-
-def hash_many(
-    passwords: Iterable[str],
-    scheme: Scheme = Scheme.SHA512_CRYPT,
-    *,
-    workers: int = 2,
-    done: Callable[[], None] | None = None,
-    rounds: int = 5000,
-    cost: int = 10,
-) -> list[str]:
-    """Hash many passwords in parallel (both libraries release the GIL), in input order."""
-
-    def one(pw: str) -> str:
-        h = hash_password(pw, scheme, rounds=rounds, cost=cost)
-        if done is not None:
-            done()
-        return h
-
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        return list(pool.map(one, passwords))
