@@ -92,7 +92,8 @@ def test_remote_output_is_parsed_and_compared() -> None:
         ]
     )
     wants = [text.encode(), text.encode(), None, text.encode()]
-    res = probe.result(entries, wants, ["/s/a", "/s/l", None, "/s/g"], remote, ["a.service", "b.service"], ["c.service"],
+    verdicts = [probe.is_stale(e, remote, w) for e, w in zip(entries, wants, strict=True)]
+    res = probe.result(entries, verdicts, ["/s/a", "/s/l", None, "/s/g"], remote, ["a.service", "b.service"], ["c.service"],
                        ["frr", "nftables"], True)
     assert res["stale"] == ["/etc/l", "/etc/gone"]  # a symlink is never taken for the file it points to
     assert res["files"]["/etc/l"]["state"] == "link" and res["files"]["/etc/gone"]["state"] == "absent"

@@ -209,6 +209,11 @@ class Remote:
     ifaddrs: dict[str, str] = field(default_factory=dict)
     lines: list[str] = field(default_factory=list)
 
+    @property
+    def differs(self) -> list[str]:
+        """The role script's ``differs <what>`` lines."""
+        return [line for line in self.lines if line.startswith("differs ")]
+
 
 def parse_output(stdout: str) -> Remote:
     r = Remote()
@@ -273,7 +278,7 @@ def is_stale(e: Entry, remote: Remote, want: bytes | None) -> tuple[bool, str]:
 
 def result(
     entries: list[Entry],
-    wants: list[bytes | None],
+    verdicts: list[tuple[bool, str]],
     srcs: list[str | None],
     remote: Remote,
     units: list[str],
@@ -281,12 +286,12 @@ def result(
     packages: list[str],
     interfaces: bool,
 ) -> dict[str, Any]:
-    """The registered result (see the module's docstring); ``srcs[i]`` is what to install entry i from."""
+    """The registered result (see the module's docstring): ``verdicts[i]`` is entry i's
+    :func:`is_stale`, ``srcs[i]`` what to install it from."""
     files: dict[str, dict[str, Any]] = {}
     stale: list[str] = []
     install: list[dict[str, Any]] = []
-    for e, want, src in zip(entries, wants, srcs, strict=True):
-        bad, state = is_stale(e, remote, want)
+    for e, (bad, state), src in zip(entries, verdicts, srcs, strict=True):
         files[e.dest] = {"stale": bad, "state": state}
         if bad:
             stale.append(e.dest)
@@ -317,7 +322,7 @@ def result(
         if states[u]["load"] == "loaded" and (states[u]["enabled"] == "enabled" or states[u]["active"] in ("active", "reloading"))
     ]
     missing = [p for p in packages if remote.packages.get(p) != "installed"]
-    differs = [line for line in remote.lines if line.startswith("differs ")]
+    differs = remote.differs
     out: dict[str, Any] = {
         "changed": False,
         "files": files,
@@ -358,20 +363,20 @@ def run_action(action: Any, task_vars: dict[str, Any]) -> dict[str, Any]:
     interfaces = bool(args.get("interfaces", False))
     extra = str(args.get("script") or "")
     with_tty_off(action)
-    text = script(entries, units + unwanted, packages, interfaces, extra)
-    res = action._low_level_execute_command(text, executable="/bin/bash")
+    sh = script(entries, units + unwanted, packages, interfaces, extra)
+    res = action._low_level_execute_command(sh, executable="/bin/bash")
     if res.get("rc", 0) != 0:
         said = (res.get("stderr") or res.get("stdout") or "")[:2000]
         raise ProbeError(f"the probe failed on the host (rc {res.get('rc')}): {said}")
     remote = parse_output(str(res.get("stdout", "")))
     # What the templates may read of the probe: everything but the files' verdicts, under the
     # task's register name.
-    partial = {"lines": remote.lines, "ifaddrs": remote.ifaddrs, "differs": [x for x in remote.lines if x.startswith("differs ")]}
+    partial = {"lines": remote.lines, "ifaddrs": remote.ifaddrs, "differs": remote.differs}
     variables = dict(task_vars)
     register = action._task.register  # a name; ansible-core 2.21 keeps a {name: expression} mapping
     for name in [register] if isinstance(register, str) else list(register or {}):
         variables[str(name)] = partial
-    wants: list[bytes | None] = []
+    verdicts: list[tuple[bool, str]] = []
     srcs: list[str | None] = []
     private: str | None = None
     for e in entries:
@@ -380,8 +385,9 @@ def run_action(action: Any, task_vars: dict[str, Any]) -> dict[str, Any]:
             want = None
         elif e.kind == "template":
             found = action._find_needle("templates", e.source)
-            text = render_template(action._templar, action._loader, variables, found, name=e.source, dest=e.dest, extra=e.vars)
-            want = text.encode()
+            want = render_template(
+                action._templar, action._loader, variables, found, name=e.source, dest=e.dest, extra=e.vars
+            ).encode()
         elif e.kind == "file":
             src = action._find_needle("files", e.source)
             with open(src, "rb") as f:
@@ -395,13 +401,14 @@ def run_action(action: Any, task_vars: dict[str, Any]) -> dict[str, Any]:
                 raise ProbeError(f"{e.dest}: cannot read {src} on the controller: {err.strerror}") from None
         else:
             want = e.source.encode()
-        if want is not None and src is None and is_stale(e, remote, want)[0]:
+        verdict = is_stale(e, remote, want)
+        if verdict[0] and want is not None and src is None:  # rendered or given content: written once, for the copy
             if private is None:
                 private = tempfile.mkdtemp(prefix="dcops-probe-", dir=C.DEFAULT_LOCAL_TMP)
             src = write_private(private, want, e.dest)
-        wants.append(want)
+        verdicts.append(verdict)
         srcs.append(src)
-    return result(entries, wants, srcs, remote, units, unwanted, packages, interfaces)
+    return result(entries, verdicts, srcs, remote, units, unwanted, packages, interfaces)
 
 
 def with_tty_off(action: Any) -> None:
