@@ -16,7 +16,6 @@ from dcops.render.ansible import NET_PLAN_KEYS
 
 IFNAMSIZ = 15
 DATACENTRE = "datacentre"
-UPLINK_TIER = "district"
 
 
 def _hosts(hostvars: Mapping[str, Any], groups: Mapping[str, list[str]]) -> dict[str, dict[str, Any]]:
@@ -75,6 +74,7 @@ def selector_cidrs(
         "internet": lambda _: [str(n) for n in internet],
         "tier": lambda a: site_nets("dcops_tier", lambda v: v == a),
         "district": lambda a: site_nets("dcops_district", lambda v: v == a),
+        "area": lambda a: site_nets("dcops_area", lambda v: v == a),
         "site": lambda a: site_nets("dcops_site", lambda v: v == a),
         "host": lambda a: addresses([a]),
         "service": lambda a: addresses((services.get(a) or {}).get("hosts") or []),
@@ -140,22 +140,23 @@ def wg_ifname(peer_site: str, index: int) -> str:
 
 
 def _legs(hosts: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Data centre <-> district legs by circuit name."""
+    """Data centre <-> hub legs by circuit name (the sites the inventory declares ``hub: true``,
+    whatever their administrative tier)."""
     routers = {h["dcops_site"]: name for name, h in hosts.items() if h.get("dcops_router")}
     tiers = {h["dcops_site"]: h.get("dcops_tier") for h in hosts.values()}
+    hubs = {h["dcops_site"] for h in hosts.values() if h.get("dcops_router") and h.get("dcops_hub")}
     legs: dict[str, dict[str, Any]] = {}
     for name in sorted(routers.values()):
         h = hosts[name]
         for c in h.get("dcops_circuits") or []:
-            pair = {tiers.get(h["dcops_site"]), tiers.get(str(c["peer"]))}
-            if pair == {DATACENTRE, UPLINK_TIER} and tiers.get(h["dcops_site"]) == DATACENTRE:
+            if tiers.get(h["dcops_site"]) == DATACENTRE and str(c["peer"]) in hubs:
                 legs[str(c["name"])] = {
                     "dc": name,
-                    "district": routers.get(str(c["peer"])),
+                    "hub": routers.get(str(c["peer"])),
                     "dc_site": h["dcops_site"],
-                    "district_site": str(c["peer"]),
+                    "hub_site": str(c["peer"]),
                     "dc_underlay": str(c["address"]),
-                    "district_underlay": str(c["peer_address"]),
+                    "hub_underlay": str(c["peer_address"]),
                     "cost": int(c.get("cost") or 10),
                 }
     return legs
@@ -164,11 +165,11 @@ def _legs(hosts: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
 def wg_legs(
     host: str, hostvars: Mapping[str, Any], groups: Mapping[str, list[str]], pool: str, port_base: int
 ) -> list[dict[str, Any]]:
-    """The WireGuard legs (data centre ↔ district circuits) ``host`` terminates.
+    """The WireGuard legs (data centre ↔ hub circuits) ``host`` terminates.
 
     Legs are numbered over the whole province by circuit name; leg ``i`` uses UDP port
     ``port_base + i`` at both ends and the ``i``-th /30 of ``pool`` inside the tunnel
-    (data-centre end first address, district end second).
+    (data-centre end first address, hub end second).
     """
     legs = _legs(_hosts(hostvars, groups))
     net = ipaddress.ip_network(pool)
@@ -179,7 +180,7 @@ def wg_legs(
         if sub + 3 > net.broadcast_address:
             raise ValueError(f"WireGuard tunnel pool {pool} too small for {len(legs)} legs")
         dc_ip, dist_ip = sub + 1, sub + 2
-        for side, other in (("dc", "district"), ("district", "dc")):
+        for side, other in (("dc", "hub"), ("hub", "dc")):
             if leg[side] != host:
                 continue
             out.append(
@@ -201,9 +202,9 @@ def wg_legs(
 
 
 def wg_endpoints(hostvars: Mapping[str, Any], groups: Mapping[str, list[str]]) -> list[str]:
-    """Every host that terminates a WireGuard leg (both ends of every data centre <-> district leg)."""
+    """Every host that terminates a WireGuard leg (both ends of every data centre <-> hub leg)."""
     legs = _legs(_hosts(hostvars, groups)).values()
-    return sorted({str(leg[side]) for leg in legs for side in ("dc", "district") if leg[side]})
+    return sorted({str(leg[side]) for leg in legs for side in ("dc", "hub") if leg[side]})
 
 
 def ifname_of(address: str, facts: Mapping[str, Any]) -> str:

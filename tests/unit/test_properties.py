@@ -35,7 +35,7 @@ SETTINGS = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 
-SECTIONS = ("districts", "sites", "circuits", "services", "flows", "agencies")
+SECTIONS = ("districts", "areas", "sites", "circuits", "services", "flows", "agencies")
 
 
 @dataclass
@@ -58,8 +58,9 @@ def tmpdir() -> Iterator[Path]:
         yield Path(d)
 
 
-def province() -> dict[str, Any]:
+def province(two_level: bool = False) -> dict[str, Any]:
     return {
+        **({"levels": ["province", "commune"]} if two_level else {}),
         "name": "Tỉnh thử (generated)",
         "code": "gen",
         "domain": "gen.test",
@@ -77,11 +78,16 @@ def province() -> dict[str, Any]:
 
 @st.composite
 def provinces(draw: st.DrawFn) -> Generated:
-    """A random valid province; every address comes from a counter, so none collide."""
-    districts = [
+    """A random valid province, three-level or two-level (then with hubs and areas instead of
+    districts); every address comes from a counter, so none collide."""
+    two_level = draw(st.booleans())
+    groups = [
         {"name": f"d{k}", "display_name": f"Huyện {k}", "kind": draw(st.sampled_from(["city", "town", "district"]))}
         for k in range(draw(st.integers(1, 3)))
     ]
+    districts = [] if two_level else groups
+    areas = [{"name": f"a{g['name']}", "display_name": f"Khu vực {g['name']}"} for g in groups] if two_level else []
+    uplink: dict[str, str] = {}  # site -> the site its first circuit goes to
     sites: list[dict[str, Any]] = []
     mgmt = iter(range(10, 250))
 
@@ -126,10 +132,22 @@ def provinces(draw: st.DrawFn) -> Generated:
     deps = [s["name"] for s in sites if s["tier"] == "department"]
     for k in range(draw(st.integers(0, 2))):
         site(f"cen{k}", Tier.CENTRE, draw(st.sampled_from(["dc", *deps])), None, draw(st.booleans()))
-    for d in districts:
+    for d in groups:
         if not draw(st.integers(0, 5)):
-            continue  # a district without a site of its own yet
+            continue  # a district (or area) without a site of its own yet
+        if two_level:  # a hub: a network-only site or a commune that aggregates circuits
+            hub = site(d["name"], draw(st.sampled_from([Tier.HUB, Tier.COMMUNE])), None, None, True)
+            hub["hub"] = True
+            uplink[hub["name"]] = "dc"
+            for k in range(draw(st.integers(0, 3))):
+                c = site(f"{d['name']}-c{k}", Tier.COMMUNE, None, None, draw(st.booleans()))
+                uplink[c["name"]] = hub["name"]
+                if draw(st.booleans()):
+                    c["area"] = f"a{d['name']}"
+            continue
         ds = site(d["name"], Tier.DISTRICT, "dc", d["name"], draw(st.integers(0, 4)) > 0)
+        if ds.get("datanet", True) and draw(st.booleans()):
+            ds["hub"] = True
         for k in range(draw(st.integers(0, 3))):
             site(f"{d['name']}-c{k}", Tier.COMMUNE, ds["name"], d["name"], draw(st.booleans()))
 
@@ -138,7 +156,7 @@ def provinces(draw: st.DrawFn) -> Generated:
     links: list[tuple[str, str]] = []
     for s in sites[1:]:
         if s.get("datanet", True):
-            parent = by_name[s["parent"]]
+            parent = by_name[uplink.get(s["name"]) or s["parent"]]
             links.append((parent["name"] if parent.get("datanet", True) else "dc", s["name"]))
     for _ in range(draw(st.integers(0, 3))):  # backup circuits
         a, b = draw(st.sampled_from(on_net)), draw(st.sampled_from(on_net))
@@ -188,6 +206,7 @@ def provinces(draw: st.DrawFn) -> Generated:
         "datacentre",
         *(f"tier:{t.value}" for t in Tier),
         *(f"district:{d['name']}" for d in districts),
+        *(f"area:{a['name']}" for a in areas),
         *(f"site:{s['name']}" for s in sites),
         *(f"host:{h}" for h in hosts),
         *(f"service:{s['name']}" for s in services),
@@ -226,13 +245,14 @@ def provinces(draw: st.DrawFn) -> Generated:
 
     data = {
         "districts": districts,
+        "areas": areas,
         "sites": sites,
         "circuits": circuits,
         "services": services,
         "flows": flows,
         "agencies": agencies,
     }
-    files: dict[str, dict[str, Any]] = {"province.yml": {"province": province()}}
+    files: dict[str, dict[str, Any]] = {"province.yml": {"province": province(two_level)}}
     for section in SECTIONS:
         items = data[section]
         target = draw(st.sampled_from(["province.yml", "main.yml", f"{section}.yml"]))
@@ -312,6 +332,10 @@ def test_the_generator_makes_every_tier() -> None:
         for f in gen.files.values():
             for s in f.get("sites", []):
                 seen.add(s["tier"])
+                if s.get("hub"):
+                    seen.add(f"hub:{s['tier']}")
+            if f.get("province", {}).get("levels") == ["province", "commune"]:
+                seen.add("two-level")
             if f.get("flows"):
                 seen.add("flows")
             if any(a.get("accounts") for a in f.get("agencies", [])):
@@ -320,7 +344,7 @@ def test_the_generator_makes_every_tier() -> None:
             seen.add("many-files")
 
     collect()
-    assert seen >= {t.value for t in Tier} | {"flows", "accounts", "many-files"}
+    assert seen >= {t.value for t in Tier} | {"flows", "accounts", "many-files", "two-level", "hub:hub", "hub:commune"}
 
 
 # --- (b) corruptions ------------------------------------------------------------------------

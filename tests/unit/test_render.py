@@ -31,6 +31,65 @@ def test_golden(name: str, path: Path) -> None:
         assert text == (gold / rel).read_text(encoding="utf-8"), f"{rel} differs from tests/golden/{name}/{rel}"
 
 
+#: sha256 (first 16 hex digits) of every golden file as it was before issue 12 (administrative
+#: levels as data, hubs apart from administration).
+BEFORE_LEVELS = {
+    "lab": {
+        "ansible/inventory.json": "44f6472342f63eb5",
+        "prometheus/file_sd/external.json": "37517e5f3dc66819",
+        "prometheus/file_sd/nodes.json": "d38f57e14d5bbcf9",
+        "prometheus/file_sd/services.json": "8c4bb26009f01de2",
+        "prometheus/file_sd/sites.json": "f4fdb7b6a527c9f6",
+        "prometheus/file_sd/videoconf.json": "a2e3ba97dcd71d8d",
+    },
+    "yenbai": {
+        "ansible/inventory.json": "924d5fee19dafd1f",
+        "prometheus/file_sd/external.json": "5ccde813cf098c18",
+        "prometheus/file_sd/nodes.json": "f8cd6a69537e1bcd",
+        "prometheus/file_sd/services.json": "b6836ebc8362f941",
+        "prometheus/file_sd/sites.json": "d758ed7139d93587",
+        "prometheus/file_sd/videoconf.json": "74a65b86dde5abb7",
+    },
+}
+#: What issue 12 added to the three-level renders: the ``area`` target label and ``dcops_area``
+#: host variable (= the district there, so a two-level province can group by the same label), and
+#: ``dcops_hub`` on routers (the WireGuard legs follow the declared hubs, not the district tier);
+#: and the new tier ``hub`` (a network-only site) has its ``tier_hub`` group, empty in both.
+ADDED_BY_LEVELS = ("area", "dcops_area", "dcops_hub")
+EMPTY_NEW_GROUP = "tier_hub"
+
+
+def _strip(node: object, seen: dict[str, list[object]]) -> object:
+    if isinstance(node, dict):
+        for k in ADDED_BY_LEVELS:
+            if k in node:
+                seen[k].append((node.get("district", node.get("dcops_district")), node.get("dcops_tier"), node[k]))
+        if EMPTY_NEW_GROUP in node:
+            assert node[EMPTY_NEW_GROUP] == {}, "tier_hub is empty in a province without hub-tier sites"
+        return {k: _strip(v, seen) for k, v in node.items() if k not in (*ADDED_BY_LEVELS, EMPTY_NEW_GROUP)}
+    if isinstance(node, list):
+        return [_strip(v, seen) for v in node if v != EMPTY_NEW_GROUP]
+    return node
+
+
+@pytest.mark.parametrize("name,path", [("lab", LAB), ("yenbai", YENBAI)])
+def test_three_level_render_is_unchanged_but_for_the_added_labels(name: str, path: Path) -> None:
+    """The lab and Yên Bái render byte for byte as before issue 12 once the three added keys are
+    taken out, and each added value only restates what was there: area = district, hub = the
+    district tier (both provinces declare their district offices as hubs)."""
+    import hashlib
+
+    from dcops.render import dump_json
+
+    seen: dict[str, list[object]] = {k: [] for k in ADDED_BY_LEVELS}
+    for rel, text in rendered_files(load_inventory(path)).items():
+        before = dump_json(_strip(json.loads(text), seen))
+        assert hashlib.sha256(before.encode()).hexdigest()[:16] == BEFORE_LEVELS[name][rel], rel
+    assert seen["area"] and all(area == district for district, _, area in seen["area"])  # type: ignore[misc]
+    assert seen["dcops_area"] and all(area == district for district, _, area in seen["dcops_area"])  # type: ignore[misc]
+    assert seen["dcops_hub"] and all(hub == (tier == "district") for _, tier, hub in seen["dcops_hub"])  # type: ignore[misc]
+
+
 @pytest.mark.parametrize("path", [LAB, YENBAI])
 def test_render_is_deterministic_across_loads(path: Path) -> None:
     first = rendered_files(load_inventory(path))
@@ -44,7 +103,9 @@ def test_file_sd_labels_every_target() -> None:
     inv = load_inventory(LAB)
     assert len(sites) == len(inv.sites)
     by_site = {g["labels"]["site"]: g for g in sites}
-    assert by_site["dai-son"]["labels"] == {"site": "dai-son", "district": "van-yen", "tier": "commune", "datanet": "true"}
+    assert by_site["dai-son"]["labels"] == {
+        "site": "dai-son", "district": "van-yen", "area": "van-yen", "tier": "commune", "datanet": "true"
+    }
     assert by_site["dai-son"]["targets"] == ["10.251.21.1"]
     assert by_site["dc"]["labels"]["district"] == "province"
     nodes = json.loads(files["prometheus/file_sd/nodes.json"])

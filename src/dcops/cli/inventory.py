@@ -72,12 +72,13 @@ def show(inventory: InventoryOpt = None, as_json: JsonOpt = False) -> None:  # t
         return
     console.rule(f"[bold]{inv.province.name}[/] ({inv.province.code}, {inv.province.domain})")
     tiers = [t.value for t in Tier]
-    t = Table(title="Sites per district and tier", header_style="bold")
-    t.add_column("district", no_wrap=True)
+    grouping = "district" if inv.province.has_districts else "area"
+    t = Table(title=f"Sites per {grouping} and tier", header_style="bold")
+    t.add_column(grouping, no_wrap=True)
     for tier in tiers:
         t.add_column(tier, justify="right")
     t.add_column("total", justify="right")
-    names = {d.name: d.display_name for d in inv.districts}
+    names = {d.name: d.display_name for d in inv.districts} | {a.name: a.display_name for a in inv.areas}
     for district, cnt in sorted(per_district(inv).items(), key=lambda x: (x[0] != "province", x[0])):
         label = names.get(district, "provincial level")
         t.add_row(label, *(str(cnt.get(x, 0) or "") for x in tiers), str(sum(cnt.values())))
@@ -97,14 +98,14 @@ def show(inventory: InventoryOpt = None, as_json: JsonOpt = False) -> None:  # t
     console.print(s)
 
     a = Table(title="Addresses", header_style="bold")
-    for col in ("site", "tier", "district", "subnet", "gateway", "loopback", "management", "hosts"):
+    for col in ("site", "tier", grouping, "subnet", "gateway", "loopback", "management", "hosts"):
         a.add_column(col)
     for site in inv.sites:
         mgmt = inv.management_of(site)
         a.add_row(
             site.name + (" *" if site.placeholder else ""),
-            site.tier.value + ("" if site.datanet else " (internet)"),
-            inv.district_of(site),
+            site.tier.value + ("" if site.datanet else " (internet)") + (" hub" if site.hub else ""),
+            inv.district_of(site) or inv.area_of(site),
             str(site.subnet),
             str(inv.gateway_of(site)),
             str(site.loopback or ""),
@@ -131,6 +132,8 @@ def _show_json(inv: Inventory) -> dict[str, object]:
                 "name": s.name,
                 "tier": s.tier.value,
                 "district": inv.district_of(s),
+                "area": inv.area_of(s),
+                "hub": s.hub,
                 "datanet": s.datanet,
                 "subnet": str(s.subnet),
                 "gateway": str(inv.gateway_of(s)),

@@ -30,6 +30,7 @@ from dcops.inventory.files import ReadError, data_files, decode, read_bounded
 from dcops.inventory.limits import MAX_FILE_BYTES, MAX_NODES, MAX_TOTAL_BYTES, human_bytes
 from dcops.inventory.model import (
     Agency,
+    Area,
     Circuit,
     District,
     Flow,
@@ -49,6 +50,7 @@ _M = TypeVar("_M", bound=BaseModel)
 #: The list sections and the model of one item.
 LIST_SECTIONS: dict[str, type[BaseModel]] = {
     "districts": District,
+    "areas": Area,
     "sites": Site,
     "circuits": Circuit,
     "services": Service,
@@ -143,6 +145,7 @@ def _load(root: Path) -> Loaded:
         source=str(root),
         province=prov_model,
         districts=models["districts"],
+        areas=models["areas"],
         sites=models["sites"],
         circuits=models["circuits"],
         services=models["services"],

@@ -146,15 +146,37 @@ class Tier(StrEnum):
     DISTRICT = "district"  # a district-level People's Committee (UBND huyện/thị xã/thành phố)
     CENTRE = "centre"  # a centre under a department (trung tâm)
     COMMUNE = "commune"  # a commune, ward or town People's Committee (UBND xã/phường/thị trấn)
+    #: A network aggregation point that is not an administrative unit (a former district
+    #: office kept as a point of presence, a regional centre): it carries circuits, nothing more.
+    HUB = "hub"
 
 
-#: Which parent tiers each tier may hang from (None: no parent).
-PARENT_TIERS: dict[Tier, tuple[Tier, ...]] = {
-    Tier.DATACENTRE: (),
-    Tier.DEPARTMENT: (Tier.DATACENTRE,),
-    Tier.DISTRICT: (Tier.DATACENTRE,),
-    Tier.CENTRE: (Tier.DATACENTRE, Tier.DEPARTMENT),
-    Tier.COMMUNE: (Tier.DISTRICT,),
+#: The administrative levels a province may declare, top down. Since 1 July 2025 local
+#: government is two-level (province → commune); the 2020 source documents describe three.
+Level = Literal["province", "district", "commune"]
+THREE_LEVEL: tuple[Level, ...] = ("province", "district", "commune")
+TWO_LEVEL: tuple[Level, ...] = ("province", "commune")
+LEVEL_STRUCTURES: tuple[tuple[Level, ...], ...] = (THREE_LEVEL, TWO_LEVEL)
+
+#: Which parent tiers each tier may hang from administratively (empty: no parent), by the
+#: province's levels. The network tree is not this: it comes from the circuits
+#: (:mod:`dcops.inventory.topology`).
+PARENT_TIERS: dict[tuple[Level, ...], dict[Tier, tuple[Tier, ...]]] = {
+    THREE_LEVEL: {
+        Tier.DATACENTRE: (),
+        Tier.DEPARTMENT: (Tier.DATACENTRE,),
+        Tier.DISTRICT: (Tier.DATACENTRE,),
+        Tier.CENTRE: (Tier.DATACENTRE, Tier.DEPARTMENT),
+        Tier.COMMUNE: (Tier.DISTRICT,),
+        Tier.HUB: (),
+    },
+    TWO_LEVEL: {
+        Tier.DATACENTRE: (),
+        Tier.DEPARTMENT: (Tier.DATACENTRE,),
+        Tier.CENTRE: (Tier.DATACENTRE, Tier.DEPARTMENT),
+        Tier.COMMUNE: (),  # a commune answers to the province itself
+        Tier.HUB: (),
+    },
 }
 
 
@@ -211,12 +233,37 @@ class Province(Strict):
     #: The controller's address on the management network (the machine running dcops).
     controller: Address
     admins: list[Admin] = Field(default_factory=list)
+    #: The administrative structure, top down: ``[province, district, commune]`` (the default,
+    #: as the 2020 source documents describe Yên Bái) or ``[province, commune]`` (since 2025).
+    levels: list[Level] = Field(default_factory=lambda: list(THREE_LEVEL))
+
+    @model_validator(mode="after")
+    def _known_structure(self) -> Province:
+        if tuple(self.levels) not in LEVEL_STRUCTURES:
+            raise ValueError(
+                f"levels {self.levels} is not an administrative structure dcops knows; write"
+                f" {list(THREE_LEVEL)} or {list(TWO_LEVEL)}"
+            )
+        return self
+
+    @property
+    def has_districts(self) -> bool:
+        return "district" in self.levels
 
 
 class District(Strict):
     name: Name
     display_name: str
     kind: Literal["city", "town", "district"]
+    placeholder: Bool = False
+
+
+class Area(Strict):
+    """An administrative grouping of sites (a label, not a level): in a two-level province, for
+    example, the communes that were one district before 2025."""
+
+    name: Name
+    display_name: str
     placeholder: Bool = False
 
 
@@ -243,8 +290,14 @@ class Site(Strict):
     name: Name
     display_name: str
     tier: Tier
-    district: Name | None = None  # None for provincial-level sites (data centre, departments, centres)
+    district: Name | None = None  # None for provincial-level sites, and everywhere in a two-level province
+    #: The administrative area label (an ``areas`` item); defaults to the district.
+    area: Name | None = None
+    #: The administrative parent (see PARENT_TIERS); where packets go is the circuits' business.
     parent: Name | None = None
+    #: A network hub: aggregates other sites' circuits (a former district office, a regional
+    #: centre), whatever its tier. The data centre <-> hub circuits carry the WireGuard legs.
+    hub: Bool = False
     placeholder: Bool = False
     datanet: Bool = True  # on the dedicated data network
     subnet: Network  # the site's LAN block
@@ -370,7 +423,8 @@ class Inventory(Strict):
 
     source: str
     province: Province
-    districts: list[District]
+    districts: list[District] = Field(default_factory=list)
+    areas: list[Area] = Field(default_factory=list)
     sites: list[Site]
     circuits: list[Circuit]
     services: list[Service]
@@ -426,9 +480,16 @@ class Inventory(Strict):
         r = self.router_of(site)
         return r.management if r is not None else None
 
-    def district_of(self, site: Site) -> str:
-        """The district label of a site (``province`` for provincial-level sites)."""
+    def district_of(self, site: Site) -> str | None:
+        """The district label of a site (``province`` for provincial-level sites); None in a
+        province without a district level."""
+        if not self.province.has_districts:
+            return None
         return site.district or "province"
+
+    def area_of(self, site: Site) -> str:
+        """The administrative area label of a site: its ``area``, else its district, else ``province``."""
+        return site.area or site.district or "province"
 
     def service_address(self, svc: Service) -> IPv4 | None:
         if svc.address is not None:

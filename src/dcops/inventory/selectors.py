@@ -7,7 +7,8 @@ A selector names where a flow's traffic comes from:
 - ``management``: the management network;
 - ``internet``: anywhere;
 - ``tier:<tier>``: the sites of a tier (``commune``, ``district``, ...);
-- ``district:<name>``: the sites of a district;
+- ``district:<name>``: the sites of a district (three-level provinces);
+- ``area:<name>``: the sites of an administrative area (its ``area``, else its district);
 - ``site:<name>``: one site;
 - ``host:<name>``: one host's address;
 - ``service:<name>``: the addresses of the hosts that provide a service.
@@ -24,7 +25,7 @@ from dcops.inventory.errors import short
 #: Selectors that take no argument.
 PLAIN: tuple[str, ...] = ("all-sites", "datacentre", "management", "internet")
 #: Selectors of the form ``kind:name``.
-REFS: tuple[str, ...] = ("tier", "district", "site", "host", "service")
+REFS: tuple[str, ...] = ("tier", "district", "area", "site", "host", "service")
 #: Every kind of selector.
 KINDS: tuple[str, ...] = PLAIN + REFS
 

@@ -32,8 +32,9 @@ def counts(inv: Inventory) -> dict[str, Any]:
 
 
 def per_district(inv: Inventory) -> dict[str, Counter[str]]:
-    """Sites per tier in each district (``province`` for provincial-level sites)."""
+    """Sites per tier in each district, or each area in a province without districts
+    (``province`` for provincial-level sites and sites with no area)."""
     out: dict[str, Counter[str]] = {}
     for s in inv.sites:
-        out.setdefault(inv.district_of(s), Counter())[s.tier.value] += 1
+        out.setdefault(inv.area_of(s), Counter())[s.tier.value] += 1
     return out

@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import bisect
 import ipaddress
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 from dcops.inventory.errors import Problem, format_path, short
-from dcops.inventory.model import PARENT_TIERS, Host, Inventory, MailAccount, Service, Site, Tier
+from dcops.inventory.model import PARENT_TIERS, THREE_LEVEL, Host, Inventory, MailAccount, Service, Site, Tier
 from dcops.inventory.origin import Loaded, Origin
 from dcops.inventory.selectors import SelectorError, parse_selector
+from dcops.inventory.topology import Topology
 
 _T = TypeVar("_T")
 IPv4 = ipaddress.IPv4Address
@@ -41,6 +42,7 @@ class Context:
     hosts: dict[str, tuple[Site, Host]] = field(init=False)
     services: dict[str, Service] = field(init=False)
     districts: set[str] = field(init=False)
+    areas: set[str] = field(init=False)
     agency_index: dict[str, int] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -49,6 +51,7 @@ class Context:
         self.hosts = _first((h.name, (s, h)) for s in inv.sites for h in s.hosts)
         self.services = _first((s.name, s) for s in inv.services)
         self.districts = {d.name for d in inv.districts}
+        self.areas = {a.name for a in inv.areas}
         self.agency_index = _first((a.name, i) for i, a in enumerate(inv.agencies))
 
     @property
@@ -96,6 +99,7 @@ def check_names(c: Context) -> Iterator[Problem]:
     """Duplicate names (districts, sites, hosts, services, agencies, mail domains, accounts)."""
     inv, o = c.inv, c.o
     yield from _dupes(((d.name, o("districts", i).at("name")) for i, d in enumerate(inv.districts)), "district")
+    yield from _dupes(((a.name, o("areas", i).at("name")) for i, a in enumerate(inv.areas)), "area")
     yield from _dupes(((s.name, o("sites", i).at("name")) for i, s in enumerate(inv.sites)), "site")
     yield from _dupes(((s.name, o("services", i).at("name")) for i, s in enumerate(inv.services)), "service")
     yield from _dupes(((a.name, o("agencies", i).at("name")) for i, a in enumerate(inv.agencies)), "agency")
@@ -189,20 +193,49 @@ def check_site_addresses(c: Context) -> Iterator[Problem]:
 
 # --- the hierarchy ------------------------------------------------------------------------
 def check_hierarchy(c: Context) -> Iterator[Problem]:
-    """One data centre; each site's district exists; each site's parent exists and has an allowed tier."""
+    """One data centre; the administrative structure the province declares: districts only in a
+    three-level province, each site's district and area exist, each site's parent exists and has
+    an allowed tier."""
     dcs = c.datacentres
+    prov = c.inv.province
+    levels = tuple(prov.levels)
     if len(dcs) != 1 and not c.bad("sites"):
         yield c.prov.problem(f"a province has exactly one site of tier 'datacentre'; found {len(dcs)}")
+    if not prov.has_districts:
+        for i, _d in enumerate(c.inv.districts):
+            yield c.o("districts", i).problem(
+                f"a district in a province without a district level (levels: {list(levels)})", "name"
+            )
+    tiers = PARENT_TIERS[levels] if levels in PARENT_TIERS else PARENT_TIERS[THREE_LEVEL]
     for i, s in enumerate(c.inv.sites):
         so = c.o("sites", i)
-        allowed = PARENT_TIERS[s.tier]
-        if s.district is not None and s.district not in c.districts and s.district not in c.bad("districts"):
-            yield so.problem(f"unknown district {s.district!r}", "district")
-        if s.tier in (Tier.DISTRICT, Tier.COMMUNE) and s.district is None:
+        if s.tier not in tiers:
+            yield so.problem(
+                f"a {s.tier.value} site in a province without a district level (levels: {list(levels)});"
+                " a former district office that still aggregates circuits is a site with hub: true"
+                " (tier hub if it is no administrative unit any more)",
+                "tier",
+            )
+            continue
+        allowed = tiers[s.tier]
+        if s.district is not None:
+            if not prov.has_districts:
+                yield so.problem(
+                    f"district {s.district!r} in a province without a district level (levels: {list(levels)});"
+                    " group communes with 'area' instead",
+                    "district",
+                )
+            elif s.district not in c.districts and s.district not in c.bad("districts"):
+                yield so.problem(f"unknown district {s.district!r}", "district")
+        if prov.has_districts and s.tier in (Tier.DISTRICT, Tier.COMMUNE) and s.district is None:
             yield so.problem(f"a {s.tier.value} site needs a 'district'", "tier")
+        if s.area is not None and s.area not in c.areas and s.area not in c.bad("areas"):
+            known = ", ".join(sorted(c.areas)) or "none declared"
+            yield so.problem(f"unknown area {s.area!r} (areas: {known})", "area")
         if not allowed:
             if s.parent is not None:
-                yield so.problem(f"a {s.tier.value} site has no parent", "parent")
+                why = " (its parent is the province itself)" if s.tier is Tier.COMMUNE else ""
+                yield so.problem(f"a {s.tier.value} site has no parent{why}", "parent")
             continue
         if s.parent is None:
             yield so.problem(f"a {s.tier.value} site needs a parent of tier {' or '.join(allowed)}", "tier")
@@ -259,19 +292,22 @@ def check_circuits(c: Context) -> Iterator[Problem]:
             elif ci.subnet.prefixlen < 31 and addr in (ci.subnet.network_address, ci.subnet.broadcast_address):
                 yield co.problem(f"{addr} is the network or broadcast address of {ci.subnet}", end)
 
-    # (skipped when a site or a circuit failed its own checks: the path may run through it)
-    dcs = c.datacentres
-    if len(dcs) != 1 or c.bad("sites") or c.bad("circuits"):
-        return
-    seen = {dcs[0].name}
-    todo = deque([dcs[0].name])
-    while todo:
-        for nxt in adj[todo.popleft()]:
-            if nxt not in seen:
-                seen.add(nxt)
-                todo.append(nxt)
     for i, s in enumerate(c.inv.sites):
-        if s.datanet and s.name not in seen:
+        if not s.hub:
+            continue
+        if not s.datanet:
+            yield c.o("sites", i).problem(f"hub {s.name!r} is not on the data network (datanet: false)", "hub")
+        elif not adj[s.name]:
+            yield c.o("sites", i).problem(f"hub {s.name!r} has no circuit: a hub aggregates circuits", "hub")
+        elif s.tier is Tier.DATACENTRE:
+            yield c.o("sites", i).problem("the data centre is the root of the network, not a hub", "hub")
+
+    # (skipped when a site or a circuit failed its own checks: the path may run through it)
+    if len(c.datacentres) != 1 or c.bad("sites") or c.bad("circuits"):
+        return
+    cut_off = set(Topology.of(c.inv).unreachable())
+    for i, s in enumerate(c.inv.sites):
+        if s.name in cut_off:
             yield c.o("sites", i).problem(
                 f"site {s.name!r} is on the data network but no circuit path reaches the data centre", "name"
             )
@@ -377,6 +413,7 @@ def _check_selector(c: Context, sel: str) -> str | None:
     known: Mapping[str, Callable[[str], bool]] = {
         "tier": lambda a: a in {t.value for t in Tier},
         "district": lambda a: a in c.districts or a in c.bad("districts"),
+        "area": lambda a: a in c.areas or a in c.bad("areas") or a in c.districts or a == "province",
         "site": lambda a: a in c.sites or a in c.bad("sites"),
         "host": lambda a: a in c.hosts or a in c.bad("hosts"),
         "service": lambda a: a in c.services or a in c.bad("services"),

@@ -2,8 +2,10 @@
 
 Groups (Ansible group names cannot hold ``-``, so names are slugged with ``_``):
 
-- ``province_<code>`` → ``provincial`` (data centre, departments, centres) and
-  ``district_<name>`` → ``site_<name>`` → hosts: the province → district → site hierarchy;
+- ``province_<code>`` → ``provincial`` (data centre, departments, centres, hubs) and
+  ``district_<name>`` → ``site_<name>`` → hosts: the province → district → site hierarchy; in a
+  province without a district level, ``area_<name>`` groups (when the sites declare areas) take
+  the districts' place and a commune without an area hangs from the province group itself;
 - ``tier_<tier>``: the site groups of each tier;
 - ``role_<role>``: hosts by role (router, mail, monitoring, ...);
 - ``service_<name>``: hosts that provide each internal service.
@@ -35,6 +37,8 @@ NET_PLAN_KEYS = (
     "dcops_site",
     "dcops_tier",
     "dcops_district",
+    "dcops_area",
+    "dcops_hub",
     "dcops_subnet",
     "dcops_loopback",
     "dcops_address",
@@ -84,15 +88,19 @@ def _hostvars(inv: Inventory, site: Site, host: Host) -> dict[str, Any]:
         "ansible_host": str(host.management),
         "dcops_site": site.name,
         "dcops_site_display_name": site.display_name,
-        "dcops_district": inv.district_of(site),
         "dcops_tier": site.tier.value,
         "dcops_roles": list(host.roles),
         "dcops_address": str(host.address),
         "dcops_subnet": str(site.subnet),
         "dcops_uses": list(site.uses),
     }
+    district = inv.district_of(site)
+    if district is not None:
+        hv["dcops_district"] = district
+    hv["dcops_area"] = inv.area_of(site)
     if router:
         hv["dcops_router"] = True
+        hv["dcops_hub"] = site.hub
         hv["dcops_loopback"] = str(site.loopback) if site.loopback else None
         hv["dcops_circuits"] = _circuits(inv, site)
     if inv.province.lab:
@@ -150,12 +158,21 @@ def ansible_inventory(inv: Inventory) -> dict[str, Any]:
     child(prov, "provincial")
     for d in inv.districts:
         child(prov, group_name("district", d.name))
+    for a in inv.areas:
+        child(prov, group_name("area", a.name))
     for t in Tier:
         group(group_name("tier", t.value))
 
     for site in inv.sites:
         sg = group_name("site", site.name)
-        parent = group_name("district", site.district) if site.district else "provincial"
+        if site.district:
+            parent = group_name("district", site.district)
+        elif site.area and not inv.province.has_districts:
+            parent = group_name("area", site.area)
+        elif site.tier is Tier.COMMUNE:
+            parent = prov  # two-level: a commune answers to the province itself
+        else:
+            parent = "provincial"
         child(parent, sg)
         child(group_name("tier", site.tier.value), sg)
         for h in site_hosts(inv, site):

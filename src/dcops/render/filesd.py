@@ -1,4 +1,4 @@
-"""Prometheus file_sd target files, with ``site``, ``district`` and ``tier`` as target labels.
+"""Prometheus file_sd target files, with ``site``, ``district``, ``area`` and ``tier`` as target labels.
 
 Files (each a list of target groups, one group per site or host):
 
@@ -23,7 +23,15 @@ SIP_PORT = 5060
 
 
 def site_labels(inv: Inventory, site: Site) -> dict[str, str]:
-    return {"site": site.name, "district": inv.district_of(site), "tier": site.tier.value}
+    """A site's target labels: ``district`` only in a province with a district level; ``area``
+    (the administrative grouping, = the district where there is one) everywhere."""
+    district = inv.district_of(site)
+    return {
+        "site": site.name,
+        **({"district": district} if district is not None else {}),
+        "area": inv.area_of(site),
+        "tier": site.tier.value,
+    }
 
 
 def targets(inv: Inventory) -> dict[str, list[dict[str, Any]]]:
