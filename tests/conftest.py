@@ -10,6 +10,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 LAB = ROOT / "inventory" / "lab"
 YENBAI = ROOT / "inventory" / "yenbai"
+TWOLEVEL = ROOT / "inventory" / "twolevel"
 GOLDEN = ROOT / "tests" / "golden"
 VENV_BIN = Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")) / "bin"
 

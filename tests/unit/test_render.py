@@ -12,12 +12,12 @@ import pytest
 
 from dcops.cli.inventory import rendered_files
 from dcops.inventory import load_inventory
-from tests.conftest import GOLDEN, LAB, ROOT, VENV_BIN, YENBAI
+from tests.conftest import GOLDEN, LAB, ROOT, TWOLEVEL, VENV_BIN, YENBAI
 
 UPDATE = os.environ.get("DCOPS_UPDATE_GOLDEN") == "1"
 
 
-@pytest.mark.parametrize("name,path", [("lab", LAB), ("yenbai", YENBAI)])
+@pytest.mark.parametrize("name,path", [("lab", LAB), ("yenbai", YENBAI), ("twolevel", TWOLEVEL)])
 def test_golden(name: str, path: Path) -> None:
     files = rendered_files(load_inventory(path))
     gold = GOLDEN / name
@@ -90,7 +90,28 @@ def test_three_level_render_is_unchanged_but_for_the_added_labels(name: str, pat
     assert seen["dcops_hub"] and all(hub == (tier == "district") for _, tier, hub in seen["dcops_hub"])  # type: ignore[misc]
 
 
-@pytest.mark.parametrize("path", [LAB, YENBAI])
+def test_two_level_labels_have_no_district_and_group_by_area() -> None:
+    """A province without a district level: no ``district`` label or host variable anywhere, the
+    ``area`` label from the sites' areas (``province`` for a site without one), Ansible groups
+    area_* under the province, a commune without an area directly under it, the hubs' routers
+    marked for the WireGuard legs."""
+    files = rendered_files(load_inventory(TWOLEVEL))
+    for rel in ("sites.json", "nodes.json", "services.json", "videoconf.json"):
+        for g in json.loads(files[f"prometheus/file_sd/{rel}"]):
+            assert "district" not in g["labels"], (rel, g)
+            assert g["labels"]["area"] in {"luc-yen", "van-yen", "province"}
+    sites = {g["labels"]["site"]: g["labels"] for g in json.loads(files["prometheus/file_sd/sites.json"])}
+    assert sites["pop-van-yen"] == {"site": "pop-van-yen", "area": "van-yen", "tier": "hub", "datanet": "true"}
+    assert sites["mau-a"]["area"] == "province"
+    inv = json.loads(files["ansible/inventory.json"])
+    assert not [h for h, hv in inv["_meta"]["hostvars"].items() if "dcops_district" in hv]
+    assert sorted(inv["province_twolevel"]["children"]) == ["area_luc_yen", "area_van_yen", "provincial", "site_mau_a"]
+    assert not [g for g in inv if g.startswith("district_")]
+    hubs = sorted(h for h, hv in inv["_meta"]["hostvars"].items() if hv.get("dcops_hub"))
+    assert hubs == ["luc-yen", "pop-van-yen"]
+
+
+@pytest.mark.parametrize("path", [LAB, YENBAI, TWOLEVEL])
 def test_render_is_deterministic_across_loads(path: Path) -> None:
     first = rendered_files(load_inventory(path))
     second = rendered_files(load_inventory(path))

@@ -71,7 +71,7 @@ def show(inventory: InventoryOpt = None, as_json: JsonOpt = False) -> None:  # t
         emit_json(_show_json(inv))
         return
     console.rule(f"[bold]{inv.province.name}[/] ({inv.province.code}, {inv.province.domain})")
-    tiers = [t.value for t in Tier]
+    tiers = [t.value for t in Tier if t is not Tier.DISTRICT or inv.province.has_districts]
     grouping = "district" if inv.province.has_districts else "area"
     t = Table(title=f"Sites per {grouping} and tier", header_style="bold")
     t.add_column(grouping, no_wrap=True)

@@ -292,12 +292,14 @@ def check_circuits(c: Context) -> Iterator[Problem]:
             elif ci.subnet.prefixlen < 31 and addr in (ci.subnet.network_address, ci.subnet.broadcast_address):
                 yield co.problem(f"{addr} is the network or broadcast address of {ci.subnet}", end)
 
+    reported: set[str] = set()  # hubs with no circuit: not reported again as cut off
     for i, s in enumerate(c.inv.sites):
         if not s.hub:
             continue
         if not s.datanet:
             yield c.o("sites", i).problem(f"hub {s.name!r} is not on the data network (datanet: false)", "hub")
         elif not adj[s.name]:
+            reported.add(s.name)
             yield c.o("sites", i).problem(f"hub {s.name!r} has no circuit: a hub aggregates circuits", "hub")
         elif s.tier is Tier.DATACENTRE:
             yield c.o("sites", i).problem("the data centre is the root of the network, not a hub", "hub")
@@ -305,7 +307,7 @@ def check_circuits(c: Context) -> Iterator[Problem]:
     # (skipped when a site or a circuit failed its own checks: the path may run through it)
     if len(c.datacentres) != 1 or c.bad("sites") or c.bad("circuits"):
         return
-    cut_off = set(Topology.of(c.inv).unreachable())
+    cut_off = set(Topology.of(c.inv).unreachable()) - reported
     for i, s in enumerate(c.inv.sites):
         if s.name in cut_off:
             yield c.o("sites", i).problem(
