@@ -83,11 +83,11 @@ def test_probe_success_one_series_per_site_with_labels(stack: tuple[str, list[st
     for r in query(base, 'probe_success{job="dcops-icmp"}'):
         m = r["metric"]
         assert isinstance(m, dict)
-        got[m["site"]] = (m["district"], m["tier"], m["instance"], r["value"][1])  # type: ignore[index]
+        got[m["site"]] = (m["district"], m["area"], m["tier"], m["instance"], r["value"][1])  # type: ignore[index]
     want = {}
     for s in inv.sites:
         lab = site_labels(inv, s)
-        want[s.name] = (lab["district"], lab["tier"], str(inv.gateway_of(s)), "0" if s.name == BLACKHOLED_SITE else "1")
+        want[s.name] = (lab["district"], lab["area"], lab["tier"], str(inv.gateway_of(s)), "0" if s.name == BLACKHOLED_SITE else "1")
     assert got == want
 
 

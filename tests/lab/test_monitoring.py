@@ -113,11 +113,11 @@ def test_probe_success_one_series_per_site_with_labels(monitored: dict[str, Conv
     got = {}
     for r in query('probe_success{job="dcops-icmp"}'):
         m = r["metric"]
-        got[m["site"]] = (m["district"], m["tier"], m["instance"], r["value"][1])
+        got[m["site"]] = (m["district"], m["area"], m["tier"], m["instance"], r["value"][1])
     want = {}
     for s in INV.sites:
         lab = site_labels(INV, s)
-        want[s.name] = (lab["district"], lab["tier"], str(INV.gateway_of(s)), "1")
+        want[s.name] = (lab["district"], lab["area"], lab["tier"], str(INV.gateway_of(s)), "1")
     assert got == want
 
 

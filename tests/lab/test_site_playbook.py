@@ -25,7 +25,6 @@ pytestmark = pytest.mark.lab
 INV = load(DEFAULT_INVENTORY).inventory
 CODE = INV.province.code
 HOSTS = sorted(h.name for _, h in INV.hosts())
-SITES = {s.name: s for s in INV.sites}
 SITE_OF = {h.name: s for s, h in INV.hosts()}
 COMMUNES = sorted(h for h in HOSTS if SITE_OF[h].tier.value == "commune")
 HOST_ADDR = {h.name: str(h.address) for _, h in INV.hosts()}

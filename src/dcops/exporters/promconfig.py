@@ -2,8 +2,8 @@
 
 The multi-target pattern: every file_sd target of :mod:`dcops.render.filesd` becomes
 ``/probe?target=<address>&module=<module>`` on an exporter, one job per entry of
-:data:`dcops.exporters.probejobs.PROBE_JOBS` (the table the sweep reads too); site, district and
-tier come along as target labels. With several exporter instances the targets are sharded by
+:data:`dcops.exporters.probejobs.PROBE_JOBS` (the table the sweep reads too); site, area, tier (and
+district, where there is one) come along as target labels. With several exporter instances the targets are sharded by
 ``hashmod`` of the target, so each is probed by exactly one instance.
 """
 
