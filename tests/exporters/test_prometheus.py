@@ -87,7 +87,8 @@ def test_probe_success_one_series_per_site_with_labels(stack: tuple[str, list[st
     want = {}
     for s in inv.sites:
         lab = site_labels(inv, s)
-        want[s.name] = (lab["district"], lab["area"], lab["tier"], str(inv.gateway_of(s)), "0" if s.name == BLACKHOLED_SITE else "1")
+        up = "0" if s.name == BLACKHOLED_SITE else "1"
+        want[s.name] = (lab["district"], lab["area"], lab["tier"], str(inv.gateway_of(s)), up)
     assert got == want
 
 

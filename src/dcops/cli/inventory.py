@@ -280,3 +280,58 @@ def _undo(staged: list[tuple[Path, Path]], made: list[Path]) -> None:
     for folder in reversed(made):
         with contextlib.suppress(OSError):
             folder.rmdir()
+
+
+@app.command()
+def merge(
+    a: Annotated[Path, typer.Argument(help="The inventory that stays the root (its province, code, data centre).")],
+    b: Annotated[Path, typer.Argument(help="The inventory merged into it (its data centre becomes a hub).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="New folder for the merged inventory (must not exist, or be empty).")],
+    link_subnet: Annotated[
+        str | None,
+        typer.Option("--link-subnet", help="A free /30 or /31 for the circuit between A's and B's data centres."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Merge two provinces' inventories into one; exit 2 listing every clash (file and line in both).
+
+    Reports every clash (names, addresses, subnets and ranges, domains, structure) and writes
+    nothing while there is one; otherwise writes the merged province to OUT, but only after it
+    validated like any inventory.
+    """
+    import ipaddress
+
+    from dcops.inventory.errors import InventoryError
+    from dcops.inventory.merge import ClashError, MergeError, write
+
+    try:
+        link = ipaddress.IPv4Network(link_subnet) if link_subnet else None
+    except ValueError as e:
+        fail(f"--link-subnet {link_subnet!r}: {e}", 2)
+    for d in (a, b):
+        load_or_exit(d, as_json)  # every problem of an invalid input, with file and line
+    try:
+        loaded, files = write(a, b, out, link)
+    except ClashError as e:
+        if as_json:
+            emit_json({"ok": False, "clashes": [c.to_json() for c in e.clashes]})
+        else:
+            err_console.print(f"[bold red]error:[/] {len(e.clashes)} clashes between {escape(str(a))} and {escape(str(b))};"
+                              " nothing was written", highlight=False)
+            for c in e.clashes:
+                err_console.print(f"  {escape(str(c))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    except (MergeError, InventoryError, OSError) as e:
+        if as_json:
+            emit_json({"ok": False, "clashes": [], "reason": str(e)})
+        err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    figures = counts(loaded.inventory)
+    if as_json:
+        emit_json({"ok": True, "out": str(out), "files": [str(f) for f in files], "counts": figures})
+        return
+    for f in files:
+        console.print(f"wrote {f}")
+    console.print(
+        f"merged province: {figures['sites']} sites, {figures['hosts']} hosts, {figures['circuits']} circuits, valid"
+    )

@@ -153,7 +153,7 @@ def _load(root: Path) -> Loaded:
         agencies=models["agencies"],
         accounts=models["accounts"],
     )
-    loaded = Loaded(inv, origins, found.files)
+    loaded = Loaded(inv, {**origins, ("province", 0): read.province[1]}, found.files)
     # Cross-checks run even when some items failed, so one run reports everything; references
     # to items that failed their own checks are not reported twice.
     problems.extend(cross_check(loaded, read.province[1], failed))
