@@ -350,13 +350,13 @@ def test_plain_progress_arrives_while_a_task_is_running(site: Path) -> None:
 
 def test_timeout_stops_ansible_playbook_and_everything_it_started(site: Path, watcher: dict[int, tuple[int, str]]) -> None:
     t0 = time.monotonic()
-    r = converge(site / "hosts.ini", site / "forever.yml", quiet=True, runs_dir=site / "runs", timeout=20)
-    assert 20 <= time.monotonic() - t0 < 80  # stopped at the timeout (SIGTERM, then SIGKILL after 5 s)
+    r = converge(site / "hosts.ini", site / "forever.yml", quiet=True, runs_dir=site / "runs", timeout=30)
+    assert 30 <= time.monotonic() - t0 < 90  # stopped at the timeout (SIGTERM, then SIGKILL after 5 s)
     assert r.status == "timeout" and r.timed_out and r.returncode == -9 and not r.ok
     assert r.artifacts is not None and (r.artifacts / "status").read_text() == "timeout"
     seen = dict(watcher)
     assert any("ansible-playbook" in cmd for _, cmd in seen.values()), seen
-    assert any(cmd.startswith("sleep 3600.5") for _, cmd in seen.values()), seen  # the task had started (20 s: slow machines)
+    assert any(cmd.startswith("sleep 3600.5") for _, cmd in seen.values()), seen  # the task had started (30 s: slow or busy machines)
     assert r.pid in seen
     assert _wait_gone(seen) == []
 
