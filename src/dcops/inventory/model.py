@@ -432,6 +432,8 @@ class Inventory(Strict):
     agencies: list[Agency]
     #: Mailboxes kept apart from their agency (``inventory/<name>/mail-accounts/<agency>.yml``).
     accounts: list[MailAccount] = Field(default_factory=list)
+    #: The Proxmox VE platform the data centre's VMs run on (``platform.yml``; optional).
+    platform: Platform | None = None
 
     # --- lookups -------------------------------------------------------------------------
     def site(self, name: str) -> Site:
@@ -531,3 +533,8 @@ class Inventory(Strict):
             out.append(Mailbox(agency=ag.name, domain=ag.domain, user=acc.user, display_name=acc.display_name,
                                quota_mb=acc.quota_mb if acc.quota_mb is not None else ag.quota_mb))
         return sorted(out, key=lambda m: (m.domain, m.user))
+
+
+from dcops.inventory.platform import Platform  # noqa: E402  (platform.py builds on this module's types)
+
+Inventory.model_rebuild()
