@@ -25,11 +25,13 @@ def key_inputs(r: Any) -> str:
     t = r.type.rsplit(":", 1)[-1]
     if t == "VmLegacy":
         disks = " ".join(
-            f"{d.get('interface')}={d.get('datastoreId')}:{d.get('size')}G" + ("(image)" if d.get("importFrom") else "")
+            f"{d.get('interface')}={d.get('datastoreId')}:{d.get('size')}G"
+            + ("(image)" if d.get("importFrom") else "")
             for d in i.get("disks") or []
         )
         nics = " ".join(
-            f"net{k}={n.get('bridge')}" + (f".{n.get('vlanId')}" if n.get("vlanId") is not None else "") + f"/{n.get('macAddress')}"
+            f"net{k}={n.get('bridge')}" + (f".{n.get('vlanId')}" if n.get("vlanId") is not None else "")
+            + f"/{n.get('macAddress')}"
             for k, n in enumerate(i.get("networkDevices") or [])
         )
         ips = " ".join(str((c.get("ipv4") or {}).get("address")) for c in (i.get("initialization") or {}).get("ipConfigs") or []
@@ -39,7 +41,8 @@ def key_inputs(r: Any) -> str:
         return (f"vmId={i.get('vmId')} cores={(i.get('cpu') or {}).get('cores')} memory={_mem(r)} disks[{disks}] nics[{nics}]"
                 f" ip[{ips}] tags={','.join(i.get('tags') or [])}{opts}")
     if t == "Bridge":
-        return f"name={i.get('name')} ports={','.join(i.get('ports') or []) or '-'} vlan_aware={i.get('vlanAware')} vids={i.get('vids')}"
+        ports = ",".join(i.get("ports") or []) or "-"
+        return f"name={i.get('name')} ports={ports} vlan_aware={i.get('vlanAware')} vids={i.get('vids')}"
     if t == "Vlan":
         return f"name={i.get('name')}"
     if t == "File":
@@ -77,7 +80,8 @@ def plan(inventory: InventoryOpt = None, as_json: JsonOpt = False) -> None:  # t
     for node in sorted(groups, key=lambda g: (g == "(cluster)", g)):
         console.print(f"[bold cyan]{escape(node)}[/]", highlight=False)
         for r in sorted(groups[node], key=lambda r: (r.type != "proxmoxve:network/linux/bridge:Bridge", r.type, r.name)):
-            console.print(f"  + {escape(r.type)}  [bold]{escape(r.name)}[/]  {escape(key_inputs(r))}", highlight=False, soft_wrap=True)
+            line = f"  + {escape(r.type)}  [bold]{escape(r.name)}[/]  {escape(key_inputs(r))}"
+            console.print(line, highlight=False, soft_wrap=True)
     bad = [v for v in verdicts if not v.ok]
     console.print(f"[bold]policies[/]: {len(verdicts) - len(bad)} passed, {len(bad)} failed", highlight=False)
     for v in verdicts:

@@ -44,7 +44,8 @@ def check_platform(loaded: Loaded, failed: dict[str, set[str]] | None = None) ->
                                 "cluster", "nodes", i, "datastores", j, "name")
         for br in n.bridge_ports:
             if br not in {b.name for b in plat.bridges}:
-                yield o.problem(f"bridge {short(br)} is not declared in platform.bridges", "cluster", "nodes", i, "bridge_ports", br)
+                yield o.problem(f"bridge {short(br)} is not declared in platform.bridges",
+                                "cluster", "nodes", i, "bridge_ports", br)
         if plat.image.datastore not in stores:
             yield o.problem(f"the image's datastore {short(plat.image.datastore)} is not on node {n.name}"
                             f" (it has: {', '.join(stores)})", "image", "datastore")
@@ -68,9 +69,8 @@ def check_platform(loaded: Loaded, failed: dict[str, set[str]] | None = None) ->
             yield o.problem(f"networks {seen_tags[tag]} and {net.name} are one network (bridge {net.bridge}, {what})",
                             "networks", i, "vlan")
         seen_tags.setdefault(tag, net.name)
-        if net.site is not None:
-            if net.site not in {s.name for s in inv.sites}:
-                yield o.problem(f"site {short(net.site)} does not exist", "networks", i, "site")
+        if net.site is not None and net.site not in {s.name for s in inv.sites}:
+            yield o.problem(f"site {short(net.site)} does not exist", "networks", i, "site")
 
     max_cores = max(n.cores for n in plat.cluster.nodes)
     max_mem = max(n.memory_mb - plat.node_reserved_mb for n in plat.cluster.nodes)
@@ -108,25 +108,33 @@ def check_platform(loaded: Loaded, failed: dict[str, set[str]] | None = None) ->
                 yield o.problem(f"the VM of {name} ({host.vcpus} cores, {host.memory_mb} MiB) is larger than node {node.name}"
                                 f" ({node.cores} cores, {node.memory_mb - plat.node_reserved_mb} MiB for VMs)", *at, key)
         for slot, disk in vm.disks.items():
+            missing, no_images, unshared = [], [], []
             for node in nodes:
                 store = next((d for d in node.datastores if d.name == disk.datastore), None)
                 if store is None:
-                    yield o.problem(f"datastore {short(disk.datastore)} is not on node {node.name}"
-                                    f" (it has: {', '.join(d.name for d in node.datastores)})", *at, "disks", slot, "datastore")
+                    missing.append(node.name)
                 elif "images" not in store.content:
-                    yield o.problem(f"datastore {disk.datastore} on node {node.name} holds no VM disks (content has no images)",
-                                    *at, "disks", slot, "datastore")
+                    no_images.append(node.name)
                 elif vm.ha and not store.shared:
-                    yield o.problem(f"{name} is HA but datastore {disk.datastore} on node {node.name} is not shared:"
-                                    " the HA manager cannot start it elsewhere", *at, "disks", slot, "datastore")
+                    unshared.append(node.name)
+            where = (*at, "disks", slot, "datastore")
+            if missing:
+                yield o.problem(f"datastore {short(disk.datastore)} is not on node {', '.join(missing)}", *where)
+            if no_images:
+                yield o.problem(f"datastore {disk.datastore} on node {', '.join(no_images)} holds no VM disks"
+                                " (its content has no images)", *where)
+            if unshared:
+                yield o.problem(f"{name} is HA but datastore {disk.datastore} on node {', '.join(unshared)} is not shared:"
+                                " the HA manager could not start it on another node", *where)
         lan_nics = 0
         mgmt_nics = 0
         for slot, net_name in vm.nics.items():
-            net = plat.network(net_name)
-            if net is None:
+            found = plat.network(net_name)
+            if found is None:
                 yield o.problem(f"network {short(net_name)} is not declared in platform.networks"
                                 f" ({', '.join(n.name for n in plat.networks)})", *at, "nics", slot)
                 continue
+            net = found
             if net.carries == "lan":
                 lan_nics += 1
                 if net.site != site.name:

@@ -42,7 +42,7 @@ def read_outputs(path: Path) -> dict[str, dict[str, Any]]:
         raise DriftInputError(f"{path}: not JSON ({e}); write it with `pulumi stack output --json > {path.name}`") from None
     if not isinstance(data, dict) or not isinstance(data.get("hosts"), dict):
         raise DriftInputError(f"{path}: no 'hosts' mapping: not the outputs of the dcops-datacentre stack")
-    hosts = data["hosts"]
+    hosts: dict[str, dict[str, Any]] = data["hosts"]
     for name, entry in hosts.items():
         if not isinstance(entry, dict):
             raise DriftInputError(f"{path}: hosts.{name}: expected a mapping, got {type(entry).__name__}")

@@ -121,8 +121,8 @@ class RecordingMonitor(pmocks.MockMonitor):
         self.options: dict[str, tuple[bool, list[str], list[str]]] = {}
         self.order: list[str] = []
 
-    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (the gRPC method's name)
-        response = super().RegisterResource(request)
+    def RegisterResource(self, request: Any) -> Any:  # the gRPC method's name
+        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
         if request.type != "pulumi:pulumi:Stack":
             self.options[response.urn] = (bool(request.protect), list(request.ignoreChanges), list(request.dependencies))
             self.order.append(response.urn)
@@ -164,7 +164,9 @@ def _run(func: Callable[[], None], stack: str, config: dict[str, str]) -> Plan:
         typ = urn.rsplit("::", 2)[-2].rsplit("$", 1)[-1]
         state = normalise(reg.state)
         inputs = {k: v for k, v in state.items() if k != "macAddresses"} if typ == VM else state
-        resources.append(PlannedResource(typ, _name_of(urn), urn, inputs, protect, ignore, sorted(_name_of(d) for d in deps), state))
+        deps_by_name = sorted(_name_of(d) for d in deps)
+        resources.append(PlannedResource(typ, _name_of(urn), urn, inputs, protect, ignore, deps_by_name, state))
+    resources.sort(key=lambda r: (r.type, r.name))  # registration order depends on the event loop
     return Plan(PROJECT, stack, resources, outputs)
 
 

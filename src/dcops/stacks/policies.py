@@ -71,7 +71,7 @@ def _int(value: Any) -> int | None:
 
 
 def _vms(resources: Sequence[PolicyResource]) -> list[PolicyResource]:
-    return [r for r in resources if r.resource_type == VM]
+    return sorted((r for r in resources if r.resource_type == VM), key=lambda r: r.name)
 
 
 def unique_vm_ids(resources: Sequence[PolicyResource], facts: Facts) -> Iterator[Violation]:
