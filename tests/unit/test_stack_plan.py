@@ -38,7 +38,8 @@ def yenbai_plan() -> Plan:
 def test_golden_plan(name: str, lab_plan: Plan, yenbai_plan: Plan) -> None:
     plan = {"lab": lab_plan, "yenbai": yenbai_plan}[name]
     text = json.dumps(plan.as_dict(), indent=2, ensure_ascii=False) + "\n"
-    gold = GOLDEN / name / "stack" / "plan.json"
+    # (.golden, not .json: test_render compares the set of *.json files in tests/golden/<name>)
+    gold = GOLDEN / name / "stack" / "plan.golden"
     if UPDATE:
         gold.parent.mkdir(parents=True, exist_ok=True)
         gold.write_text(text, encoding="utf-8")

@@ -16,12 +16,15 @@ from __future__ import annotations
 import ipaddress
 import re
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, model_validator
 from pydantic_core import PydanticCustomError
 
 from dcops.inventory.errors import short
+
+if TYPE_CHECKING:  # platform.py builds on this module's types and completes Inventory (model_rebuild)
+    from dcops.inventory.platform import Platform
 
 IPv4 = ipaddress.IPv4Address
 Net4 = ipaddress.IPv4Network
@@ -533,8 +536,3 @@ class Inventory(Strict):
             out.append(Mailbox(agency=ag.name, domain=ag.domain, user=acc.user, display_name=acc.display_name,
                                quota_mb=acc.quota_mb if acc.quota_mb is not None else ag.quota_mb))
         return sorted(out, key=lambda m: (m.domain, m.user))
-
-
-from dcops.inventory.platform import Platform  # noqa: E402  (platform.py builds on this module's types)
-
-Inventory.model_rebuild()

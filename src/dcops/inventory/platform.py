@@ -20,7 +20,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StrictInt, model_validator
 
-from dcops.inventory.model import Bool, Count, Name, Strict
+from dcops.inventory.model import Bool, Count, Inventory, Name, Strict
 
 #: A VLAN id (802.1Q): 1 to 4094.
 VlanId = Annotated[StrictInt, Field(ge=1, le=4094)]
@@ -163,3 +163,7 @@ class Platform(Strict):
 
     def network(self, name: str) -> Network | None:
         return next((n for n in self.networks if n.name == name), None)
+
+
+# Inventory names Platform only for type checkers (no import cycle): complete it here.
+Inventory.model_rebuild(_types_namespace={"Platform": Platform})

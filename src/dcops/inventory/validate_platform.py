@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from dcops.inventory.errors import Problem, short
-from dcops.inventory.model import Tier
+from dcops.inventory.model import Host, Site, Tier
 from dcops.inventory.origin import Loaded
 from dcops.inventory.platform import Node, Platform, Vm
 
@@ -31,6 +31,7 @@ def check_platform(loaded: Loaded, failed: dict[str, set[str]] | None = None) ->
         return
     o = loaded.origin("platform", 0)
     bad_hosts = (failed or {}).get("hosts", set())
+    bad_sites = (failed or {}).get("sites", set())
 
     seen_nodes: set[str] = set()
     for i, n in enumerate(plat.cluster.nodes):
@@ -69,12 +70,14 @@ def check_platform(loaded: Loaded, failed: dict[str, set[str]] | None = None) ->
             yield o.problem(f"networks {seen_tags[tag]} and {net.name} are one network (bridge {net.bridge}, {what})",
                             "networks", i, "vlan")
         seen_tags.setdefault(tag, net.name)
-        if net.site is not None and net.site not in {s.name for s in inv.sites}:
+        if net.site is not None and net.site not in {s.name for s in inv.sites} and net.site not in bad_sites:
             yield o.problem(f"site {short(net.site)} does not exist", "networks", i, "site")
 
     max_cores = max(n.cores for n in plat.cluster.nodes)
     max_mem = max(n.memory_mb - plat.node_reserved_mb for n in plat.cluster.nodes)
-    hosts = {h.name: (s, h) for s, h in inv.hosts()}
+    hosts: dict[str, tuple[Site, Host]] = {}
+    for s, h in inv.hosts():
+        hosts.setdefault(h.name, (s, h))  # the first definition (a duplicate is validate.py's to report)
     ids: dict[int, str] = {}
     for name, vm in plat.vms.items():
         at = ("vms", name)
@@ -145,7 +148,7 @@ def check_platform(loaded: Loaded, failed: dict[str, set[str]] | None = None) ->
         if lan_nics > 1 or mgmt_nics > 1:
             yield o.problem(f"{name} has {lan_nics} LAN and {mgmt_nics} management NICs: at most one of each"
                             " (each takes the host's one address)", *at, "nics")
-        if vm.ha and vm.node is not None and len(plat.cluster.nodes) < 2:
+        if vm.ha and len(plat.cluster.nodes) < 2:
             yield o.problem(f"{name} is HA on a cluster of one node", *at, "ha")
 
     for s in inv.sites:
