@@ -8,10 +8,9 @@ so the order of the inventory's files or keys never changes what is planned.
 
 from __future__ import annotations
 
-import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from dcops.inventory.model import Inventory, ServiceType, Site, Tier
+from dcops.inventory.model import Inventory, ServiceType, Site
 from dcops.inventory.platform import Platform, Vm, slot_key
 
 
@@ -67,8 +66,6 @@ class StackSpec:
     dns_servers: tuple[str, ...]
     admin_user: str
     admin_keys: tuple[str, ...]
-    #: Per node: the bridges and the (bridge, VLAN) pairs the VMs on it use.
-    node_networks: dict[str, tuple[tuple[str, int | None], ...]] = field(default_factory=dict)
 
     def vm(self, host: str) -> VmSpec:
         return next(v for v in self.vms if v.host == host)
@@ -148,9 +145,11 @@ def build_spec(inv: Inventory) -> StackSpec:
     nodes = _place(plat, inv)
     mgmt = inv.province.management_network
     vms: list[VmSpec] = []
-    node_nets: dict[str, set[tuple[str, int | None]]] = {n.name: set() for n in plat.cluster.nodes}
     for host_name, vm in sorted(plat.vms.items()):
-        site, host = inv.host(host_name)
+        try:
+            site, host = inv.host(host_name)
+        except KeyError:
+            raise StackError(f"platform.vms.{host_name}: no such host in inventory {inv.source}") from None
         nics: list[NicSpec] = []
         for slot in sorted(vm.nics, key=slot_key):
             net = plat.network(vm.nics[slot])
@@ -165,7 +164,6 @@ def build_spec(inv: Inventory) -> StackSpec:
                 address = f"{host.address}/{lan_site.subnet.prefixlen}"
                 gateway = _lan_gateway(inv, lan_site, str(host.address))
             nics.append(NicSpec(slot, net.name, net.carries, net.bridge, net.vlan, mac_of(vm.vm_id, slot), address, gateway))
-            node_nets.setdefault(nodes[host_name], set()).add((net.bridge, net.vlan))
         first = min(vm.disks, key=slot_key)
         disks = tuple(
             DiskSpec(slot, vm.disks[slot].datastore, vm.disks[slot].size_gb, slot == first)
@@ -177,9 +175,6 @@ def build_spec(inv: Inventory) -> StackSpec:
             cores=host.vcpus, memory_mb=host.memory_mb, disks=disks, nics=tuple(nics), stateful=vm.stateful, ha=vm.ha,
             tags=tags, management=str(host.management), address=str(host.address),
         ))
-    # Every declared network exists on every node (a VM may move there: HA, migration).
-    for n in plat.cluster.nodes:
-        node_nets[n.name] |= {(net.bridge, net.vlan) for net in plat.networks}
     return StackSpec(
         province=inv.province.code,
         domain=inv.province.domain,
@@ -188,13 +183,5 @@ def build_spec(inv: Inventory) -> StackSpec:
         dns_servers=_dns_servers(inv),
         admin_user=admins[0].name,
         admin_keys=tuple(keys),
-        node_networks={k: tuple(sorted(v, key=lambda x: (x[0], x[1] or 0))) for k, v in sorted(node_nets.items())},
     )
 
-
-def datacentre_hosts(inv: Inventory) -> list[str]:
-    return sorted(h.name for s in inv.sites if s.tier is Tier.DATACENTRE for h in s.hosts)
-
-
-def prefix(address: str) -> ipaddress.IPv4Interface:
-    return ipaddress.IPv4Interface(address)
