@@ -116,7 +116,7 @@ def test_serial_changes_when_a_host_moves(tmp_path: Path) -> None:
 def test_a_name_claimed_twice_is_an_error(tmp_path: Path) -> None:
     inv_dir = tmp_path / "lab"
     shutil.copytree(LAB, inv_dir)
-    for f in ("sites.yml", "services.yml"):
+    for f in ("sites.yml", "services.yml", "platform.yml"):
         p = inv_dir / f
         p.write_text(p.read_text().replace("dc-web", "mail"))
     with pytest.raises(DnsError, match=r"mail\.lab\.test: host mail has address 10\.251\.0\.4, but the mail service"):

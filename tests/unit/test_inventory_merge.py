@@ -86,7 +86,8 @@ def _renumber(s: str) -> str:
 def _other_province(tmp: Path) -> Path:
     """The lab as a second, clash-free province: every name prefixed, every address renumbered,
     every domain moved, structurally edited (YAML in, YAML out), not by hand."""
-    data = {p.name: yaml.safe_load(p.read_text()) for p in sorted(LAB.glob("*.yml"))}
+    # (not platform.yml: its VMs are keyed by host name, and B needs no platform to be a province)
+    data = {p.name: yaml.safe_load(p.read_text()) for p in sorted(LAB.glob("*.yml")) if p.name != "platform.yml"}
     names = {s["name"] for s in data["sites.yml"]["sites"]}
     names |= {h["name"] for s in data["sites.yml"]["sites"] for h in s.get("hosts", [])}
     names |= {x["name"] for x in data["services.yml"]["services"]} | {x["name"] for x in data["mail.yml"]["agencies"]}

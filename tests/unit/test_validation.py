@@ -100,6 +100,7 @@ def test_lab_inventory_is_valid() -> None:
     assert sorted(p.name for p in loaded.files) == [
         "circuits.yml",
         "mail.yml",
+        "platform.yml",
         "province.yml",
         "services.yml",
         "sites.yml",

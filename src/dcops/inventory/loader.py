@@ -41,6 +41,7 @@ from dcops.inventory.model import (
     Site,
 )
 from dcops.inventory.origin import Loaded, Origin
+from dcops.inventory.platform import Platform
 from dcops.inventory.validate import cross_check
 from dcops.inventory.yaml12 import parse_yaml
 from dcops.mail import txn as mail_txn
@@ -58,7 +59,7 @@ LIST_SECTIONS: dict[str, type[BaseModel]] = {
     "agencies": Agency,
     "accounts": MailAccount,
 }
-SECTIONS = ("province", *LIST_SECTIONS)
+SECTIONS = ("province", "platform", *LIST_SECTIONS)
 
 
 def _pydantic_problems(err: ValidationError, origin: Origin) -> Iterator[Problem]:
@@ -136,7 +137,16 @@ def _load(root: Path) -> Loaded:
             # all that is wrong, check the rest of the inventory against the province without them.
             prov_model = _without_unknown_keys(Province, read.province[0], e)
 
+    plat_model: Platform | None = None
+    if read.platform is not None:
+        try:
+            plat_model = Platform.model_validate(read.platform[0])
+        except ValidationError as e:
+            problems.extend(_pydantic_problems(e, read.platform[1]))
+
     models, origins, failed = _validate_items(read.raw, problems)
+    if read.platform is not None:
+        origins[("platform", 0)] = read.platform[1]
     if prov_model is None or read.province is None or read.incomplete:
         raise InventoryError(root, sort_problems(problems))
 
@@ -152,6 +162,7 @@ def _load(root: Path) -> Loaded:
         flows=models["flows"],
         agencies=models["agencies"],
         accounts=models["accounts"],
+        platform=plat_model,
     )
     loaded = Loaded(inv, {**origins, ("province", 0): read.province[1]}, found.files)
     # Cross-checks run even when some items failed, so one run reports everything; references
@@ -167,6 +178,7 @@ class _Read:
     """What the files hold, section by section, before any model check."""
 
     province: tuple[Any, Origin] | None = None
+    platform: tuple[Any, Origin] | None = None
     raw: dict[str, list[tuple[Any, Origin]]] = field(default_factory=lambda: {s: [] for s in LIST_SECTIONS})
     problems: list[Problem] = field(default_factory=list)
     #: Set when a file or a section could not be read at all: its items are unknown, so
@@ -218,6 +230,11 @@ def _add_sections(read: _Read, top: Origin, data: Any) -> None:
                 read.problems.append(o.problem(f"'province' is already defined in {read.province[1].file}"))
             else:
                 read.province = (value, o)
+        elif key == "platform":
+            if read.platform is not None:
+                read.problems.append(o.problem(f"'platform' is already defined in {read.platform[1].file}"))
+            else:
+                read.platform = (value, o)
         elif key in LIST_SECTIONS:
             if value is None:
                 continue

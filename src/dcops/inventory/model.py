@@ -16,12 +16,15 @@ from __future__ import annotations
 import ipaddress
 import re
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, model_validator
 from pydantic_core import PydanticCustomError
 
 from dcops.inventory.errors import short
+
+if TYPE_CHECKING:  # platform.py builds on this module's types and completes Inventory (model_rebuild)
+    from dcops.inventory.platform import Platform
 
 IPv4 = ipaddress.IPv4Address
 Net4 = ipaddress.IPv4Network
@@ -432,6 +435,8 @@ class Inventory(Strict):
     agencies: list[Agency]
     #: Mailboxes kept apart from their agency (``inventory/<name>/mail-accounts/<agency>.yml``).
     accounts: list[MailAccount] = Field(default_factory=list)
+    #: The Proxmox VE platform the data centre's VMs run on (``platform.yml``; optional).
+    platform: Platform | None = None
 
     # --- lookups -------------------------------------------------------------------------
     def site(self, name: str) -> Site:

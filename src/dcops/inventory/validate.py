@@ -470,8 +470,10 @@ CHECKS: tuple[Callable[[Context], Iterable[Problem]], ...] = (
 
 def cross_check(loaded: Loaded, prov: Origin, failed: dict[str, set[str]]) -> list[Problem]:
     """Every whole-province problem of ``loaded`` (``prov``: the province section's origin)."""
+    from dcops.inventory.validate_platform import check_platform
+
     c = Context(loaded, prov, failed)
-    return [p for check in CHECKS for p in check(c)]
+    return [p for check in CHECKS for p in check(c)] + list(check_platform(loaded, failed))
 
 
 def _first(items: Iterable[tuple[str, _T]]) -> dict[str, _T]:
