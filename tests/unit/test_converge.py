@@ -356,7 +356,8 @@ def test_timeout_stops_ansible_playbook_and_everything_it_started(site: Path, wa
     assert r.artifacts is not None and (r.artifacts / "status").read_text() == "timeout"
     seen = dict(watcher)
     assert any("ansible-playbook" in cmd for _, cmd in seen.values()), seen
-    assert any(cmd.startswith("sleep 3600.5") for _, cmd in seen.values()), seen  # the task had started (30 s: slow or busy machines)
+    # the task had started (30 s: slow or busy machines)
+    assert any(cmd.startswith("sleep 3600.5") for _, cmd in seen.values()), seen
     assert r.pid in seen
     assert _wait_gone(seen) == []
 

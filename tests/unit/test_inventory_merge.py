@@ -137,6 +137,7 @@ def test_clash_free_provinces_merge_into_one_that_validates(tmp_path: Path) -> N
     t = Topology.of(merged)
     assert t.unreachable() == [] and set(t.behind("b-dc")) == {s.name for s in b_inv.sites} - {"b-dc"}
     assert ipaddress.ip_network("10.246.0.0/16") in [x.cidr for x in merged.province.address_ranges]
+    assert merged.platform is not None and merged.platform == a_inv.platform  # A's data centre keeps its platform
 
 
 def test_without_a_link_the_merge_says_what_is_missing_and_writes_nothing(tmp_path: Path) -> None:

@@ -9,8 +9,10 @@ management network of B outside A's) — each with the file and line in both inv
 :func:`merged` builds the merged province when nothing clashes: A's province section stays (its
 name, code, domain, controller, management network), B's address ranges and admins join it, every
 item of both is kept, B's data centre becomes a hub (``tier: hub``) whose departments and
-centres now hang from A's data centre, and — given a ``/30`` or ``/31`` for it — a circuit joins
-the two data centres so that B's sites reach the merged data centre. The result is validated
+centres now hang from A's data centre, A's platform (``platform``: the Proxmox cluster and its
+VMs) stays while B's is left out (B's former data-centre hosts are a hub's now), and — given
+a ``/30`` or ``/31`` for it — a circuit joins the two data centres so that B's sites reach the
+merged data centre. The result is validated
 like any inventory before anything is written (:func:`write`).
 """
 
@@ -208,6 +210,8 @@ def merged(a: Loaded, b: Loaded, link_subnet: ipaddress.IPv4Network | None) -> d
         f"mail-{ia.province.code}.yml": {"agencies": [_dump(x) for x in ia.agencies]},
         f"mail-{ib.province.code}.yml": {"agencies": [_dump(x) for x in ib.agencies]},
     }
+    if ia.platform is not None:  # A's data centre stays, and with it A's platform; B's VMs are B's hub now
+        files["platform.yml"] = {"platform": _dump(ia.platform)}
     structure: dict[str, list[Any]] = {"districts": [*ia.districts, *ib.districts], "areas": [*ia.areas, *ib.areas]}
     for key, items in structure.items():
         if items:
