@@ -70,7 +70,8 @@ def conf_files(main: str, dropins: str) -> list[str]:
 
 
 def _int(v: str) -> Any:
-    return int(v) if re.fullmatch(r"-?\d+", v) else v
+    """A decimal number as an int; "022" (a umask, octal) and anything else stay text."""
+    return int(v) if re.fullmatch(r"-?(0|[1-9]\d*)", v) else v
 
 
 # --- sections ---------------------------------------------------------------------------------
@@ -117,13 +118,13 @@ def login_defs() -> dict[str, Any]:
 
 def useradd() -> dict[str, Any]:
     SOURCES["useradd"] = "/etc/default/useradd"
-    return keyvalue("/etc/default/useradd", "=")
+    return {"INACTIVE": -1, **keyvalue("/etc/default/useradd", "=")}  # useradd's default: never
 
 
 def pwquality() -> dict[str, Any]:
     files = conf_files("/etc/security/pwquality.conf", "/etc/security/pwquality.conf.d/*.conf")
     SOURCES["pwquality"] = ", ".join(files) or "/etc/security/pwquality.conf (absent)"
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = {"minlen": 8, "minclass": 0}  # libpwquality's defaults
     for f in files:
         out.update(keyvalue(f, "="))
     return out

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from dcops.cli import audit as audit_cmd
 from dcops.cli import dns as dns_cmd
 from dcops.cli import exporter as exporter_cmd
 from dcops.cli import inventory as inventory_cmd
@@ -29,6 +30,7 @@ app.add_typer(exporter_cmd.app, name="exporter")
 app.add_typer(mail_cmd.app, name="mail")
 app.add_typer(dns_cmd.app, name="dns")
 app.add_typer(stack_cmd.app, name="stack")
+app.add_typer(audit_cmd.app, name="audit")
 
 
 app.command("converge")(converge_cmd)

@@ -22,8 +22,9 @@ SUFFIXES = (".yml", ".yaml")
 #: Files in an inventory directory that are not province data.
 NOT_DATA = {"ansible.yml"}
 #: Folders of an inventory directory that are not province data: Ansible Vault files
-#: (password hashes, DKIM and WireGuard keys) are kept there, encrypted.
-NOT_DATA_DIRS = {"secrets", "vault"}
+#: (password hashes, DKIM and WireGuard keys) are kept there, encrypted; ``audit/`` holds the
+#: audit's waivers, attestations and thresholds (read by dcops.audit, not province data).
+NOT_DATA_DIRS = {"secrets", "vault", "audit"}
 
 
 @dataclass
