@@ -14,12 +14,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from dcops import ROOT
 from dcops.audit.checks import TYPES, Compare, Op, Params
 from dcops.audit.errors import AuditInputError
 from dcops.audit.yamlfile import pydantic_problems, read_yaml, validate
 from dcops.inventory.errors import Problem, short
 from dcops.inventory.origin import Origin
-from dcops import ROOT
 
 #: Where the catalogues live (one folder per version of a standard).
 CATALOGUES = ROOT / "catalogues"
@@ -211,7 +211,11 @@ def _cross_check(cat: Catalogue, checks: list[tuple[Check, Origin]], rorigin: Or
     seen_clause: dict[str, int] = {}
     for i, r in enumerate(cat.requirements):
         if r.clause in seen_clause:
-            problems.append(rorigin.problem(f"duplicate requirement {short(r.clause)} (also item {seen_clause[r.clause]})", "requirements", i, "clause"))
+            problems.append(
+                rorigin.problem(
+                    f"duplicate requirement {short(r.clause)} (also item {seen_clause[r.clause]})", "requirements", i, "clause"
+                )
+            )
         seen_clause.setdefault(r.clause, i)
     clauses = set(seen_clause)
     variables = cat.head.variables
@@ -219,12 +223,21 @@ def _cross_check(cat: Catalogue, checks: list[tuple[Check, Origin]], rorigin: Or
     for c, at in checks:
         if c.id in seen:
             first = seen[c.id]
-            problems.append(at.problem(f"duplicate check id {short(c.id)} (first at {first.file}:{first.line_of(first.path + ('id',))})", "id"))
+            problems.append(
+                at.problem(
+                    f"duplicate check id {short(c.id)} (first at {first.file}:{first.line_of((*first.path, 'id'))})", "id"
+                )
+            )
             continue
         seen[c.id] = at
         cat.origins[c.id] = at
         if c.requirement not in clauses:
-            problems.append(at.problem(f"unknown requirement {short(c.requirement)}; requirements.yml has {', '.join(sorted(clauses))}", "requirement"))
+            problems.append(
+                at.problem(
+                    f"unknown requirement {short(c.requirement)}; requirements.yml has {', '.join(sorted(clauses))}",
+                    "requirement",
+                )
+            )
         if c.type not in TYPES:
             problems.append(at.problem(f"unknown check type {short(c.type)}; dcops knows {', '.join(sorted(TYPES))}", "type"))
             continue
@@ -250,7 +263,9 @@ def _cross_check(cat: Catalogue, checks: list[tuple[Check, Origin]], rorigin: Or
 def _check_var(name: str, kind: str, variables: dict[str, Variable], at: Origin, problems: list[Problem]) -> None:
     v = variables.get(name)
     if v is None:
-        problems.append(at.problem(f"unknown threshold variable {short(name)}; catalogue.yml defines {', '.join(sorted(variables))}"))
+        problems.append(
+            at.problem(f"unknown threshold variable {short(name)}; catalogue.yml defines {', '.join(sorted(variables))}")
+        )
         return
     ok = {"number": v.type in ("int", "float"), "list": v.type == "list", "scalar": v.type != "list"}[kind]
     if not ok:
@@ -265,15 +280,29 @@ def load_thresholds(cat: Catalogue, file: Path | None) -> dict[str, Any]:
         return values
     data, origin, problems = read_yaml(Path(file))
     if not problems:
-        if not isinstance(data, dict) or set(data) - {"thresholds", "catalogue"} or not isinstance(data.get("thresholds", {}), dict):
+        if (
+            not isinstance(data, dict)
+            or set(data) - {"thresholds", "catalogue"}
+            or not isinstance(data.get("thresholds", {}), dict)
+        ):
             problems.append(origin.problem("a thresholds file holds `thresholds:`, a mapping of variable names to values"))
         else:
             for name, value in (data.get("thresholds") or {}).items():
                 var = cat.head.variables.get(name)
                 if var is None:
-                    problems.append(origin.problem(f"unknown threshold {short(name)}; the catalogue defines {', '.join(sorted(cat.head.variables))}", "thresholds", name))
+                    problems.append(
+                        origin.problem(
+                            f"unknown threshold {short(name)}; the catalogue defines {', '.join(sorted(cat.head.variables))}",
+                            "thresholds",
+                            name,
+                        )
+                    )
                 elif var.fixed:
-                    problems.append(origin.problem(f"{name} is fixed by the standard ({var.default}) and cannot be overridden", "thresholds", name))
+                    problems.append(
+                        origin.problem(
+                            f"{name} is fixed by the standard ({var.default}) and cannot be overridden", "thresholds", name
+                        )
+                    )
                 elif not type_ok(var.type, value):
                     problems.append(origin.problem(f"{name} must be of type {var.type}, got {short(value)}", "thresholds", name))
                 elif var.min is not None and value < var.min:

@@ -404,7 +404,11 @@ def ev_shadow(p: ShadowP, facts: dict[str, Any], ctx: HostContext, values: Value
         what = "system accounts with a usable password"
     else:
         allowed = {str(x) for x in values[str(p.var)]}
-        bad = [f"{u['name']} (${u.get('scheme')}$)" for u in users if u.get("password") == "hash" and str(u.get("scheme")) not in allowed]
+        bad = [
+            f"{u['name']} (${u.get('scheme')}$)"
+            for u in users
+            if u.get("password") == "hash" and str(u.get("scheme")) not in allowed
+        ]
         what = "weak password hashes"
     counts: dict[str, int] = {}
     for u in users:
@@ -435,7 +439,9 @@ def ev_accounts(p: AccountsP, facts: dict[str, Any], ctx: HostContext, values: V
         bad = [
             u["name"]
             for u in users
-            if u.get("uid", 0) >= 1000 and u["name"] != "nobody" and u["name"] not in declared
+            if u.get("uid", 0) >= 1000
+            and u["name"] != "nobody"
+            and u["name"] not in declared
             and (u.get("password") == "hash" or u.get("keys") or u.get("shell") not in _NOLOGIN)
         ]
         what = "login accounts not declared as admins"
@@ -470,7 +476,9 @@ def ev_listening(p: ListeningP, facts: dict[str, Any], ctx: HostContext, values:
     src = source_of(facts, "sockets")
     if p.rule == "declared":
         extra = {f"{x}" for x in values.get("extra_allowed_ports", [])}
-        bad = [s for s in socks if not _declared(ctx, str(s["proto"]), int(s["port"])) and f"{s['proto']}/{s['port']}" not in extra]
+        bad = [
+            s for s in socks if not _declared(ctx, str(s["proto"]), int(s["port"])) and f"{s['proto']}/{s['port']}" not in extra
+        ]
         ev = [Evidence(src, f"listening beyond loopback: {', '.join(sorted({_sock(s) for s in socks})) or 'nothing'}")]
         if bad:
             return Outcome("fail", f"not declared in the inventory: {', '.join(sorted({_sock(s) for s in bad}))}", ev)
@@ -512,9 +520,17 @@ def ev_firewall(p: FirewallP, facts: dict[str, Any], ctx: HostContext, values: V
         return Outcome("error", str(e))
     src = source_of(facts, "firewall")
     chains = [c for c in fw.get("chains", []) if c.get("hook") == p.hook]
-    ev = [Evidence(src, f"{p.hook} chains: " + (", ".join(f"{c['family']} {c['table']} {c['name']} policy {c.get('policy')}" for c in chains) or "none"))]
+    ev = [
+        Evidence(
+            src,
+            f"{p.hook} chains: "
+            + (", ".join(f"{c['family']} {c['table']} {c['name']} policy {c.get('policy')}" for c in chains) or "none"),
+        )
+    ]
     if p.rule == "present":
-        return Outcome("pass" if chains else "fail", f"{len(chains)} {p.hook} chain(s)" if chains else f"no {p.hook} chain loaded", ev)
+        return Outcome(
+            "pass" if chains else "fail", f"{len(chains)} {p.hook} chain(s)" if chains else f"no {p.hook} chain loaded", ev
+        )
     if p.rule == "policy_drop":
         if not chains:
             if p.optional:
@@ -522,14 +538,18 @@ def ev_firewall(p: FirewallP, facts: dict[str, Any], ctx: HostContext, values: V
             return Outcome("fail", f"no {p.hook} chain loaded: everything is accepted", ev)
         filt = [c for c in chains if c.get("type", "filter") == "filter"]
         ok = bool(filt) and any(c.get("policy") == "drop" for c in filt)
-        return Outcome("pass" if ok else "fail", f"{p.hook} policy drop" if ok else f"no {p.hook} filter chain with policy drop", ev)
+        return Outcome(
+            "pass" if ok else "fail", f"{p.hook} policy drop" if ok else f"no {p.hook} filter chain with policy drop", ev
+        )
     srcs = fw.get("ssh_sources")
     net = ipaddress.ip_network(ctx.management_network)
     ev.append(Evidence(src, f"port 22 accepted from: {_show(srcs)}"))
     if srcs is None:
         return Outcome("fail", "no rule accepts port 22 from a named source (any source, or none)", ev)
     bad = [x for x in srcs if not _within(x, net)]
-    return Outcome("fail" if bad else "pass", f"SSH accepted from outside {net}: {', '.join(bad)}" if bad else f"SSH from {net} only", ev)
+    return Outcome(
+        "fail" if bad else "pass", f"SSH accepted from outside {net}: {', '.join(bad)}" if bad else f"SSH from {net} only", ev
+    )
 
 
 def ev_age(p: AgeP, facts: dict[str, Any], ctx: HostContext, values: Values) -> Outcome:
@@ -558,8 +578,13 @@ def ev_updates(p: VarOnlyP, facts: dict[str, Any], ctx: HostContext, values: Val
         days = (ctx.now - first) / 86400
         if days > limit:
             late.append(f"{key} ({days:.0f} days)")
-    ev = [Evidence(source_of(facts, "updates"), f"{len(pending)} pending, {len(sec)} security: "
-                   + (", ".join(f"{u['package']} {u['version']}" for u in sec[:20]) or "none"))]
+    ev = [
+        Evidence(
+            source_of(facts, "updates"),
+            f"{len(pending)} pending, {len(sec)} security: "
+            + (", ".join(f"{u['package']} {u['version']}" for u in sec[:20]) or "none"),
+        )
+    ]
     if late:
         return Outcome("fail", f"security updates pending more than {limit:g} days: {', '.join(late)}", ev)
     return Outcome("pass", f"{len(sec)} security updates pending, none older than {limit:g} days (first seen by dcops audit)", ev)

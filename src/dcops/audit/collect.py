@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import fnmatch
 import json
-import socket
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -20,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import paramiko
+import paramiko  # type: ignore[import-untyped]
 
 from dcops.audit.checks import HostContext
 from dcops.audit.errors import CollectError
@@ -106,14 +105,26 @@ def scope(
             router = (h.name == r.name) if r is not None else not site.hosts
             ports, ranges = _ports(inv, h.name, router)
             ctx = HostContext(
-                name=h.name, site=site.name, tier=site.tier.value, roles=tuple(h.roles), router=router,
-                management=str(h.management), management_network=str(inv.province.management_network),
-                admins=admins, ports=ports, port_ranges=ranges,
+                name=h.name,
+                site=site.name,
+                tier=site.tier.value,
+                roles=tuple(h.roles),
+                router=router,
+                management=str(h.management),
+                management_network=str(inv.province.management_network),
+                admins=admins,
+                ports=ports,
+                port_ranges=ranges,
             )
             if not matches(ctx, limit):
                 continue
-            t = Target(ctx=ctx, address=str(h.management), user=user or (lab_user(inv.province) if inv.province.lab else "root"),
-                       key_file=key_file, known_hosts=known_hosts)
+            t = Target(
+                ctx=ctx,
+                address=str(h.management),
+                user=user or (lab_user(inv.province) if inv.province.lab else "root"),
+                key_file=key_file,
+                known_hosts=known_hosts,
+            )
             if cfg is not None:
                 c = cfg.lookup(h.name)
                 t.address = str(c.get("hostname", t.address))
@@ -146,8 +157,14 @@ def collect_one(target: Target, timeout: float = 30.0, script: str | None = None
     client.set_missing_host_key_policy(paramiko.RejectPolicy())
     try:
         client.connect(
-            hostname=target.address, port=target.port, username=target.user, key_filename=target.key_file,
-            timeout=timeout, banner_timeout=timeout, auth_timeout=timeout, allow_agent=False,
+            hostname=target.address,
+            port=target.port,
+            username=target.user,
+            key_filename=target.key_file,
+            timeout=timeout,
+            banner_timeout=timeout,
+            auth_timeout=timeout,
+            allow_agent=False,
             look_for_keys=target.key_file is None,
         )
         stdin, stdout, stderr = client.exec_command(command(target), timeout=timeout * 10)
@@ -158,7 +175,7 @@ def collect_one(target: Target, timeout: float = 30.0, script: str | None = None
         rc = stdout.channel.recv_exit_status()
     except paramiko.SSHException as e:
         raise CollectError(f"SSH to {target.user}@{target.address}:{target.port}: {e}") from None
-    except (OSError, socket.timeout) as e:
+    except (TimeoutError, OSError) as e:
         raise CollectError(f"cannot reach {target.address}:{target.port}: {e}") from None
     finally:
         client.close()
@@ -183,7 +200,10 @@ class Collected:
 
 
 def collect_all(
-    targets: Iterable[Target], workers: int = 16, timeout: float = 30.0, progress: bool | None = None,
+    targets: Iterable[Target],
+    workers: int = 16,
+    timeout: float = 30.0,
+    progress: bool | None = None,
     collect: Callable[[Target, float], dict[str, Any]] = collect_one,
 ) -> Collected:
     """Collect every target's facts in a pool of ``workers`` threads; unreachable hosts are errors."""
@@ -206,8 +226,14 @@ def collect_all(
     if interactive and targets:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        bar = Progress(TextColumn("audit"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.description}"),
-                       transient=True)
+        bar = Progress(
+            TextColumn("audit"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.description}"),
+            transient=True,
+        )
         bar.start()
         task = bar.add_task("", total=len(targets))
     try:

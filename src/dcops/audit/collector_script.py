@@ -14,6 +14,7 @@ Arguments: ``--textfile-dir DIR`` (node_exporter's textfile folder, for backup r
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import grp
 import json
@@ -30,15 +31,34 @@ from typing import Any
 VERSION = 1
 ENV = {"LC_ALL": "C", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
 SYSCTLS = (
-    "net.ipv4.ip_forward", "net.ipv4.tcp_syncookies", "net.ipv4.conf.all.accept_redirects",
-    "net.ipv4.conf.default.accept_redirects", "net.ipv4.conf.all.secure_redirects",
-    "net.ipv4.conf.all.send_redirects", "net.ipv4.conf.all.accept_source_route",
-    "net.ipv4.conf.all.log_martians", "net.ipv4.conf.all.rp_filter", "net.ipv4.icmp_echo_ignore_broadcasts",
-    "net.ipv6.conf.all.accept_ra", "net.ipv6.conf.all.accept_redirects", "kernel.randomize_va_space",
-    "kernel.kptr_restrict", "kernel.dmesg_restrict", "fs.suid_dumpable", "kernel.yama.ptrace_scope",
+    "net.ipv4.ip_forward",
+    "net.ipv4.tcp_syncookies",
+    "net.ipv4.conf.all.accept_redirects",
+    "net.ipv4.conf.default.accept_redirects",
+    "net.ipv4.conf.all.secure_redirects",
+    "net.ipv4.conf.all.send_redirects",
+    "net.ipv4.conf.all.accept_source_route",
+    "net.ipv4.conf.all.log_martians",
+    "net.ipv4.conf.all.rp_filter",
+    "net.ipv4.icmp_echo_ignore_broadcasts",
+    "net.ipv6.conf.all.accept_ra",
+    "net.ipv6.conf.all.accept_redirects",
+    "kernel.randomize_va_space",
+    "kernel.kptr_restrict",
+    "kernel.dmesg_restrict",
+    "fs.suid_dumpable",
+    "kernel.yama.ptrace_scope",
 )
-FILES = ("/etc/shadow", "/etc/gshadow", "/etc/passwd", "/etc/group", "/etc/ssh/sshd_config", "/etc/sudoers",
-         "/var/log/auth.log", "/etc/crontab")
+FILES = (
+    "/etc/shadow",
+    "/etc/gshadow",
+    "/etc/passwd",
+    "/etc/group",
+    "/etc/ssh/sshd_config",
+    "/etc/sudoers",
+    "/var/log/auth.log",
+    "/etc/crontab",
+)
 SOURCES: dict[str, str] = {}
 
 
@@ -102,10 +122,7 @@ def sshd() -> dict[str, Any]:
 def keyvalue(path: str, sep: str | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for ln in lines(path):
-        if sep is None:
-            parts = ln.split(None, 1)
-        else:
-            parts = [x.strip().strip('"') for x in ln.split(sep, 1)]
+        parts = ln.split(None, 1) if sep is None else [x.strip().strip('"') for x in ln.split(sep, 1)]
         if parts:
             out[parts[0]] = _int(parts[1].strip()) if len(parts) > 1 else True
     return out
@@ -239,8 +256,16 @@ def firewall() -> dict[str, Any]:
     for item in doc.get("nftables", []):
         if "chain" in item and "hook" in item["chain"]:
             c = item["chain"]
-            chains.append({"family": c.get("family"), "table": c.get("table"), "name": c.get("name"), "hook": c.get("hook"),
-                           "type": c.get("type"), "policy": c.get("policy")})
+            chains.append(
+                {
+                    "family": c.get("family"),
+                    "table": c.get("table"),
+                    "name": c.get("name"),
+                    "hook": c.get("hook"),
+                    "type": c.get("type"),
+                    "policy": c.get("policy"),
+                }
+            )
         elif "set" in item:
             sets[item["set"]["name"]] = list(item["set"].get("elem", []))
         elif "rule" in item:
@@ -266,7 +291,8 @@ def firewall() -> dict[str, Any]:
                 srcs += _prefixes(m.get("right"), sets)
         if port:
             in_input = (r.get("family"), r.get("table"), r.get("chain")) in input_chains or any(
-                c[0] == r.get("family") and c[1] == r.get("table") for c in input_chains)
+                c[0] == r.get("family") and c[1] == r.get("table") for c in input_chains
+            )
             if in_input:
                 ssh_sources = (ssh_sources or []) + (srcs if saddr else ["0.0.0.0/0"])
     return {"chains": chains, "ssh_sources": ssh_sources, "rules": len(rules)}
@@ -288,14 +314,32 @@ def chrony() -> dict[str, Any]:
         ref = re.search(r"Reference ID\s*:\s*(\S+)", tracking)
         srcs = [ln for ln in run(["chronyc", "-n", "sources"], timeout=10).splitlines() if ln[:1] in "^=#"]
         synced = bool(leap and leap.group(1).strip() == "Normal" and ref and ref.group(1) != "00000000")
-        return {"installed": True, "synchronised": synced, "leap": leap.group(1).strip() if leap else None,
-                "reference": ref.group(1) if ref else None, "sources": len(srcs)}
+        return {
+            "installed": True,
+            "synchronised": synced,
+            "leap": leap.group(1).strip() if leap else None,
+            "reference": ref.group(1) if ref else None,
+            "sources": len(srcs),
+        }
     except (RuntimeError, subprocess.TimeoutExpired) as e:
         return {"installed": True, "synchronised": False, "sources": 0, "leap": None, "reason": str(e)[:200]}
 
 
-_UNITS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hour": 3600, "d": 86400, "day": 86400, "w": 604800,
-          "week": 604800, "month": 2629800, "y": 31557600, "year": 31557600}
+_UNITS = {
+    "s": 1,
+    "sec": 1,
+    "m": 60,
+    "min": 60,
+    "h": 3600,
+    "hour": 3600,
+    "d": 86400,
+    "day": 86400,
+    "w": 604800,
+    "week": 604800,
+    "month": 2629800,
+    "y": 31557600,
+    "year": 31557600,
+}
 
 
 def _seconds(v: str) -> float:
@@ -317,8 +361,12 @@ def journald() -> dict[str, Any]:
     storage = conf.get("Storage", "auto")
     persistent = storage == "persistent" or (storage == "auto" and os.path.isdir("/var/log/journal"))
     retention = _seconds(conf.get("MaxRetentionSec", "0"))
-    return {"storage": storage, "persistent": persistent, "max_retention_days": round(retention / 86400, 2),
-            "system_max_use": conf.get("SystemMaxUse")}
+    return {
+        "storage": storage,
+        "persistent": persistent,
+        "max_retention_days": round(retention / 86400, 2),
+        "system_max_use": conf.get("SystemMaxUse"),
+    }
 
 
 def rsyslog() -> dict[str, Any]:
@@ -383,10 +431,8 @@ def sysctl() -> dict[str, Any]:
     SOURCES["sysctl"] = "/proc/sys"
     out: dict[str, Any] = {}
     for k in SYSCTLS:
-        try:
+        with contextlib.suppress(OSError):
             out[k] = _int(read("/proc/sys/" + k.replace(".", "/")).strip())
-        except OSError:
-            pass
     return out
 
 
@@ -403,14 +449,32 @@ def packages() -> dict[str, Any]:
 
 def updates() -> dict[str, Any]:
     SOURCES["updates"] = "apt-get -s dist-upgrade (simulation, no lock, no cache written)"
-    out = run(["apt-get", "-s", "-o", "Debug::NoLocking=1", "-o", "Dir::Cache::pkgcache=", "-o", "Dir::Cache::srcpkgcache=",
-               "dist-upgrade"], timeout=120)
+    out = run(
+        [
+            "apt-get",
+            "-s",
+            "-o",
+            "Debug::NoLocking=1",
+            "-o",
+            "Dir::Cache::pkgcache=",
+            "-o",
+            "Dir::Cache::srcpkgcache=",
+            "dist-upgrade",
+        ],
+        timeout=120,
+    )
     pending = []
     for ln in out.splitlines():
         m = re.match(r"Inst (\S+) (?:\[(\S+)\] )?\((\S+) (.*)\)", ln)
         if m:
-            pending.append({"package": m.group(1), "installed": m.group(2), "version": m.group(3),
-                            "security": "security" in m.group(4).lower()})
+            pending.append(
+                {
+                    "package": m.group(1),
+                    "installed": m.group(2),
+                    "version": m.group(3),
+                    "security": "security" in m.group(4).lower(),
+                }
+            )
     return {"pending": pending}
 
 
@@ -439,8 +503,11 @@ def aide() -> dict[str, Any]:
     SOURCES["aide"] = "/var/lib/aide, /etc/cron.daily/aide, dailyaidecheck.timer"
     db = any(os.path.exists(p) for p in ("/var/lib/aide/aide.db", "/var/lib/aide/aide.db.gz"))
     timer = glob.glob("/etc/systemd/system/*.wants/dailyaidecheck.timer")
-    return {"installed": os.path.exists("/usr/bin/aide"), "database": db,
-            "scheduled": bool(timer) or os.path.exists("/etc/cron.daily/aide") and bool(lines("/etc/cron.daily/aide"))}
+    return {
+        "installed": os.path.exists("/usr/bin/aide"),
+        "database": db,
+        "scheduled": bool(timer) or (os.path.exists("/etc/cron.daily/aide") and bool(lines("/etc/cron.daily/aide"))),
+    }
 
 
 def clamav() -> dict[str, Any]:
@@ -452,15 +519,20 @@ def clamav() -> dict[str, Any]:
 
 def tls() -> dict[str, Any]:
     SOURCES["tls"] = "postconf -h; doveconf -h"
-    out: dict[str, Any] = {"postfix": shutil.which("postconf", path=ENV["PATH"]) is not None and os.path.exists("/etc/postfix/main.cf"),
-                           "dovecot": shutil.which("doveconf", path=ENV["PATH"]) is not None}
+    out: dict[str, Any] = {
+        "postfix": shutil.which("postconf", path=ENV["PATH"]) is not None and os.path.exists("/etc/postfix/main.cf"),
+        "dovecot": shutil.which("doveconf", path=ENV["PATH"]) is not None,
+    }
     if out["postfix"]:
         level, protos = run(["postconf", "-h", "smtpd_tls_security_level", "smtpd_tls_protocols"]).splitlines()[:2]
         out["postfix_smtpd_security_level"] = level.strip()
         p = protos.replace(" ", "")
         out["postfix_smtpd_tls_protocols"] = protos.strip()
-        out["postfix_min_protocol_ok"] = p.startswith(">=TLSv1.2") or p.startswith(">=TLSv1.3") or all(
-            f"!{x}" in p for x in ("SSLv2", "SSLv3", "TLSv1", "TLSv1.1"))
+        out["postfix_min_protocol_ok"] = (
+            p.startswith(">=TLSv1.2")
+            or p.startswith(">=TLSv1.3")
+            or all(f"!{x}" in p for x in ("SSLv2", "SSLv3", "TLSv1", "TLSv1.1"))
+        )
     if out["dovecot"]:
         vals = run(["doveconf", "-h", "ssl", "disable_plaintext_auth"]).splitlines()
         out["dovecot_ssl"] = vals[0].strip() if vals else None
@@ -516,11 +588,33 @@ def main(argv: list[str]) -> int:
     started = time.time()
     facts: dict[str, Any] = {}
     sections: dict[str, Callable[[], Any]] = {
-        "virt": virt, "sshd": sshd, "login_defs": login_defs, "useradd": useradd, "pwquality": pwquality, "pam": pam,
-        "faillock": faillock, "accounts": accounts, "sockets": sockets, "firewall": firewall, "services": services,
-        "chrony": chrony, "journald": journald, "rsyslog": rsyslog, "logrotate": logrotate, "disk": disk, "auditd": auditd,
-        "sysctl": sysctl, "packages": packages, "updates": updates, "apt": apt, "aide": aide, "clamav": clamav, "tls": tls,
-        "backup": lambda: backup(textfile_dir), "shell": shell, "files": files,
+        "virt": virt,
+        "sshd": sshd,
+        "login_defs": login_defs,
+        "useradd": useradd,
+        "pwquality": pwquality,
+        "pam": pam,
+        "faillock": faillock,
+        "accounts": accounts,
+        "sockets": sockets,
+        "firewall": firewall,
+        "services": services,
+        "chrony": chrony,
+        "journald": journald,
+        "rsyslog": rsyslog,
+        "logrotate": logrotate,
+        "disk": disk,
+        "auditd": auditd,
+        "sysctl": sysctl,
+        "packages": packages,
+        "updates": updates,
+        "apt": apt,
+        "aide": aide,
+        "clamav": clamav,
+        "tls": tls,
+        "backup": lambda: backup(textfile_dir),
+        "shell": shell,
+        "files": files,
     }
     for name, fn in sections.items():
         try:
@@ -528,8 +622,13 @@ def main(argv: list[str]) -> int:
         except Exception as e:  # one section's failure is that section's error, the others go on
             facts[name] = {"_error": f"{type(e).__name__}: {e}"[:400]}
     facts["_sources"] = SOURCES
-    facts["_host"] = {"hostname": os.uname().nodename, "collector": VERSION, "time": started,
-                      "seconds": round(time.time() - started, 3), "euid": os.geteuid()}
+    facts["_host"] = {
+        "hostname": os.uname().nodename,
+        "collector": VERSION,
+        "time": started,
+        "seconds": round(time.time() - started, 3),
+        "euid": os.geteuid(),
+    }
     json.dump(facts, sys.stdout, sort_keys=True)
     sys.stdout.write("\n")
     return 0

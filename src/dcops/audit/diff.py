@@ -19,8 +19,12 @@ def diff(previous: list[Finding] | None, current: list[Finding], previous_id: st
 
     def change(k: str) -> dict[str, Any]:
         host, check = k.split("|", 1)
-        return {"host": host, "check": check, "before": before[k].status if k in before else None,
-                "now": now[k].status if k in now else None}
+        return {
+            "host": host,
+            "check": check,
+            "before": before[k].status if k in before else None,
+            "now": now[k].status if k in now else None,
+        }
 
     for k in sorted(set(before) | set(now)):
         b = before[k].status if k in before else None
@@ -33,5 +37,10 @@ def diff(previous: list[Finding] | None, current: list[Finding], previous_id: st
             unchanged.append(change(k))
         else:
             same_pass += 1
-    return {"previous": previous_id or "", "new_failures": new, "fixed": fixed, "unchanged": unchanged,
-            "unchanged_passing": same_pass}
+    return {
+        "previous": previous_id or "",
+        "new_failures": new,
+        "fixed": fixed,
+        "unchanged": unchanged,
+        "unchanged_passing": same_pass,
+    }

@@ -41,19 +41,35 @@ class Finding:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "host": self.host, "site": self.site, "check": self.check, "requirement": self.requirement, "group": self.group,
-            "severity": self.severity, "status": self.status, "message": self.message,
-            "evidence": [e.as_dict() for e in self.evidence], "original": self.original, "waiver": self.waiver,
+            "host": self.host,
+            "site": self.site,
+            "check": self.check,
+            "requirement": self.requirement,
+            "group": self.group,
+            "severity": self.severity,
+            "status": self.status,
+            "message": self.message,
+            "evidence": [e.as_dict() for e in self.evidence],
+            "original": self.original,
+            "waiver": self.waiver,
             "attestation": self.attestation,
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Finding:
         return cls(
-            host=d["host"], site=d["site"], check=d["check"], requirement=d["requirement"], group=d["group"],
-            severity=d["severity"], status=d["status"], message=d["message"],
-            evidence=[Evidence(e["source"], e["value"]) for e in d.get("evidence", [])], original=d.get("original"),
-            waiver=d.get("waiver"), attestation=d.get("attestation"),
+            host=d["host"],
+            site=d["site"],
+            check=d["check"],
+            requirement=d["requirement"],
+            group=d["group"],
+            severity=d["severity"],
+            status=d["status"],
+            message=d["message"],
+            evidence=[Evidence(e["source"], e["value"]) for e in d.get("evidence", [])],
+            original=d.get("original"),
+            waiver=d.get("waiver"),
+            attestation=d.get("attestation"),
         )
 
 
@@ -86,15 +102,25 @@ def _waiver_for(check: str, ctx: HostContext, waivers: list[tuple[Waiver, Placed
 
 def _waiver_dict(w: Waiver, where: Placed, expired: bool) -> dict[str, Any]:
     return {
-        "id": w.id, "file": where.where(), "scope": w.scope.text(), "justification": w.justification.model_dump(),
+        "id": w.id,
+        "file": where.where(),
+        "scope": w.scope.text(),
+        "justification": w.justification.model_dump(),
         "compensating_control": w.compensating_control.model_dump() if w.compensating_control else None,
-        "approver": w.approver, "expires": w.expires, "expired": expired,
+        "approver": w.approver,
+        "expires": w.expires,
+        "expired": expired,
     }
 
 
 def evaluate_host(
-    cat: Catalogue, values: dict[str, Any], ctx: HostContext, facts: dict[str, Any] | None, error: str | None,
-    waivers: list[tuple[Waiver, Placed]], today: dt.date,
+    cat: Catalogue,
+    values: dict[str, Any],
+    ctx: HostContext,
+    facts: dict[str, Any] | None,
+    error: str | None,
+    waivers: list[tuple[Waiver, Placed]],
+    today: dt.date,
 ) -> list[Finding]:
     out = []
     for c in cat.checks:
@@ -129,13 +155,29 @@ def evaluate_requirements(cat: Catalogue, attestations: list[tuple[Attestation, 
         if r.assessment == "automated":
             continue
         hits = [(a, p) for a, p in attestations if a.requirement == r.clause]
-        f = Finding(ORGANISATION, ORGANISATION, f"req:{r.clause}", r.clause, r.group, "medium", "manual",
-                    "not yet attested" if not hits else "")
+        f = Finding(
+            ORGANISATION,
+            ORGANISATION,
+            f"req:{r.clause}",
+            r.clause,
+            r.group,
+            "medium",
+            "manual",
+            "not yet attested" if not hits else "",
+        )
         if hits:
             a, where = max(hits, key=lambda x: x[0].date)
             expired = a.expiry < today
-            f.attestation = {"id": a.id, "file": where.where(), "by": a.by, "date": a.date, "evidence": a.evidence,
-                             "statement": a.statement.model_dump(), "expires": a.expires, "expired": expired}
+            f.attestation = {
+                "id": a.id,
+                "file": where.where(),
+                "by": a.by,
+                "date": a.date,
+                "evidence": a.evidence,
+                "statement": a.statement.model_dump(),
+                "expires": a.expires,
+                "expired": expired,
+            }
             f.evidence = [Evidence(f"attestation {a.id} ({where.where()})", f"{a.by}, {a.date}: {a.statement.en} [{a.evidence}]")]
             if expired:
                 f.status, f.message = "fail", f"attestation {a.id} expired on {a.expires}"

@@ -37,4 +37,5 @@ def junit_xml(doc: dict[str, Any]) -> bytes:
             total[k] += v
     for k, v in total.items():
         suites.set(k, str(v))
-    return ET.tostring(suites, encoding="utf-8", xml_declaration=True)
+    out: bytes = ET.tostring(suites, encoding="utf-8", xml_declaration=True)
+    return out

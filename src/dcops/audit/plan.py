@@ -83,10 +83,19 @@ def update_plan(plan: Plan, findings: list[Finding], cat: Catalogue, today: dt.d
     for k, f in now.items():
         if k in out or f.status not in ("fail", "error"):
             continue
-        title = cat.check(f.check).title.get(lang) if not f.check.startswith("req:") else cat.requirement(f.requirement).title.get(lang)
+        title = (
+            cat.check(f.check).title.get(lang)
+            if not f.check.startswith("req:")
+            else cat.requirement(f.requirement).title.get(lang)
+        )
         out[k] = PlanItem(
-            host=f.host, check=f.check, severity=f.severity, title=title, first_seen=today.isoformat(),
-            last_seen=today.isoformat(), deadline=(today + dt.timedelta(days=DEADLINE_DAYS.get(f.severity, 60))).isoformat(),
+            host=f.host,
+            check=f.check,
+            severity=f.severity,
+            title=title,
+            first_seen=today.isoformat(),
+            last_seen=today.isoformat(),
+            deadline=(today + dt.timedelta(days=DEADLINE_DAYS.get(f.severity, 60))).isoformat(),
         )
     return Plan(items=sorted(out.values(), key=lambda i: (i.status == "fixed", i.host, i.check)))
 

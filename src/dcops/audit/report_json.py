@@ -24,7 +24,7 @@ def schema() -> dict[str, Any]:
 
 def validate_results(doc: dict[str, Any]) -> None:
     """Raise ``jsonschema.ValidationError`` if ``doc`` does not follow the schema."""
-    import jsonschema
+    import jsonschema  # type: ignore[import-untyped]
 
     jsonschema.validate(doc, schema(), cls=jsonschema.Draft202012Validator)
 

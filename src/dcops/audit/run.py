@@ -55,8 +55,9 @@ class RunInput:
     attestations_file: str | None = None
 
 
-def evaluate_run(inp: RunInput, targets: list[Target], got: Collected, base: Path, started: float,
-                 now: float | None = None) -> dict[str, Any]:
+def evaluate_run(
+    inp: RunInput, targets: list[Target], got: Collected, base: Path, started: float, now: float | None = None
+) -> dict[str, Any]:
     """Findings of ``got`` (facts or errors per target) as a results document, with the diff from the last run."""
     now = time.time() if now is None else now
     today = dt.datetime.fromtimestamp(now, dt.UTC).date()
@@ -68,14 +69,25 @@ def evaluate_run(inp: RunInput, targets: list[Target], got: Collected, base: Pat
     hosts = []
     for t in targets:
         facts = got.facts.get(t.ctx.name)
-        for u in ((facts or {}).get("updates") or {}).get("pending", []) if isinstance((facts or {}).get("updates"), dict) else []:
+        for u in (
+            ((facts or {}).get("updates") or {}).get("pending", []) if isinstance((facts or {}).get("updates"), dict) else []
+        ):
             key = f"{u['package']}={u['version']}"
             seen_now[key] = first_seen.get(key, now)
         ctx = replace(t.ctx, pending_first_seen={**first_seen, **seen_now}, now=now)
         findings += evaluate_host(inp.catalogue, inp.values, ctx, facts, got.errors.get(t.ctx.name), inp.waivers, today)
-        hosts.append({"name": t.ctx.name, "site": t.ctx.site, "tier": t.ctx.tier, "roles": list(t.ctx.roles),
-                      "address": t.address, "collected": facts is not None, "error": got.errors.get(t.ctx.name),
-                      "seconds": got.seconds.get(t.ctx.name, 0.0)})
+        hosts.append(
+            {
+                "name": t.ctx.name,
+                "site": t.ctx.site,
+                "tier": t.ctx.tier,
+                "roles": list(t.ctx.roles),
+                "address": t.address,
+                "collected": facts is not None,
+                "error": got.errors.get(t.ctx.name),
+                "seconds": got.seconds.get(t.ctx.name, 0.0),
+            }
+        )
     findings += evaluate_requirements(inp.catalogue, inp.attestations, today)
     findings.sort(key=lambda f: (f.host, f.check))
     if not seen_now and prev is not None:
@@ -84,9 +96,17 @@ def evaluate_run(inp: RunInput, targets: list[Target], got: Collected, base: Pat
     cat = inp.catalogue
     return {
         "schema": SCHEMA_ID,
-        "run": {"id": run_id, "started": _iso(started), "finished": _iso(now), "province": inp.province, "limit": inp.limit,
-                "seconds": round(now - started, 3), "waivers": inp.waivers_file, "attestations": inp.attestations_file,
-                "previous": prev["run"]["id"] if prev else None},
+        "run": {
+            "id": run_id,
+            "started": _iso(started),
+            "finished": _iso(now),
+            "province": inp.province,
+            "limit": inp.limit,
+            "seconds": round(now - started, 3),
+            "waivers": inp.waivers_file,
+            "attestations": inp.attestations_file,
+            "previous": prev["run"]["id"] if prev else None,
+        },
         "catalogue": {"id": cat.head.id, "version": cat.head.version, "level": cat.head.level, "checks": len(cat.checks)},
         "thresholds": inp.values,
         "hosts": hosts,
@@ -113,4 +133,4 @@ def save_run(doc: dict[str, Any], got: Collected, base: Path, inp: RunInput) -> 
     today = dt.date.fromisoformat(doc["run"]["finished"][:10])
     plan = update_plan(load_plan(base / "plan.yml"), findings_of(doc), inp.catalogue, today)
     write_plan(plan, base / "plan.yml")
-    return run_dir
+    return Path(run_dir)

@@ -133,16 +133,22 @@ def load_waivers(file: Path | None, cat: Catalogue, today: dt.date, strict_expir
                 problems.append(at.problem(f"duplicate waiver id {short(w.id)} (also item {ids[w.id]})", "id"))
             ids.setdefault(w.id, i)
             if w.check not in known:
-                problems.append(at.problem(f"waiver for unknown check {short(w.check)} (not in catalogue {cat.head.id})", "check"))
+                problems.append(
+                    at.problem(f"waiver for unknown check {short(w.check)} (not in catalogue {cat.head.id})", "check")
+                )
             if strict_expiry and w.expiry < today:
-                problems.append(at.problem(f"expired on {w.expires} (today is {today}): renew it with a new approval or remove it", "expires"))
+                problems.append(
+                    at.problem(f"expired on {w.expires} (today is {today}): renew it with a new approval or remove it", "expires")
+                )
             out.append((w, Placed(file, at.line)))
     if problems:
         raise AuditInputError(file, problems)
     return out
 
 
-def load_attestations(file: Path | None, cat: Catalogue, today: dt.date, strict_expiry: bool = False) -> list[tuple[Attestation, Placed]]:
+def load_attestations(
+    file: Path | None, cat: Catalogue, today: dt.date, strict_expiry: bool = False
+) -> list[tuple[Attestation, Placed]]:
     if file is None or not Path(file).exists():
         return []
     file = Path(file)

@@ -14,10 +14,16 @@ from dcops.cli.common import InventoryOpt, JsonOpt, console, emit_json, err_cons
 
 app = typer.Typer(help="Compliance audit (TCVN 11930:2017 level 3): run, report, validate.", no_args_is_help=True)
 
-CatalogueOpt = Annotated[Path | None, typer.Option("--catalogue", "-c", help="Catalogue folder (default: catalogues/tcvn-11930-2017).")]
+CatalogueOpt = Annotated[
+    Path | None, typer.Option("--catalogue", "-c", help="Catalogue folder (default: catalogues/tcvn-11930-2017).")
+]
 WaiversOpt = Annotated[Path | None, typer.Option("--waivers", help="Waivers file (default: <inventory>/audit/waivers.yml).")]
-AttestOpt = Annotated[Path | None, typer.Option("--attestations", help="Attestations file (default: <inventory>/audit/attestations.yml).")]
-ThreshOpt = Annotated[Path | None, typer.Option("--thresholds", help="Province thresholds (default: <inventory>/audit/thresholds.yml).")]
+AttestOpt = Annotated[
+    Path | None, typer.Option("--attestations", help="Attestations file (default: <inventory>/audit/attestations.yml).")
+]
+ThreshOpt = Annotated[
+    Path | None, typer.Option("--thresholds", help="Province thresholds (default: <inventory>/audit/thresholds.yml).")
+]
 ResultsOpt = Annotated[Path | None, typer.Option("--results", help="Results folder (default: $DCOPS_AUDIT_DIR/<code>).")]
 
 
@@ -27,12 +33,19 @@ def _print_problems(e: Any) -> None:
         err_console.print(f"  [cyan]{escape(p.where())}[/]: {escape(p.reason)}", highlight=False, soft_wrap=True)
 
 
-def _inputs(inventory: Path | None, catalogue: Path | None, waivers: Path | None, attestations: Path | None,
-            thresholds: Path | None, strict: bool, as_json: bool) -> tuple[Any, Any]:
+def _inputs(
+    inventory: Path | None,
+    catalogue: Path | None,
+    waivers: Path | None,
+    attestations: Path | None,
+    thresholds: Path | None,
+    strict: bool,
+    as_json: bool,
+) -> tuple[Any, Any]:
     from dcops.audit.catalogue import DEFAULT_CATALOGUE, load_catalogue, load_thresholds
     from dcops.audit.errors import AuditInputError
     from dcops.audit.run import RunInput
-    from dcops.audit.waivers import load_attestations, load_waivers
+    from dcops.audit.waivers import Attestation, Placed, Waiver, load_attestations, load_waivers
 
     loaded = load_or_exit(inventory, as_json)
     inv = loaded.inventory
@@ -47,30 +60,39 @@ def _inputs(inventory: Path | None, catalogue: Path | None, waivers: Path | None
         cat = load_catalogue(catalogue or DEFAULT_CATALOGUE)
     except AuditInputError as e:
         problems.append(e)
-    values = w = a = None
+    values: dict[str, Any] | None = None
+    w: list[tuple[Waiver, Placed]] | None = None
+    a: list[tuple[Attestation, Placed]] | None = None
     if cat is not None:
-        for name, fn in (("values", lambda: load_thresholds(cat, tf)), ("w", lambda: load_waivers(wf, cat, today, strict)),
-                         ("a", lambda: load_attestations(af, cat, today, strict))):
-            try:
-                res = fn()
-                if name == "values":
-                    values = res
-                elif name == "w":
-                    w = res
-                else:
-                    a = res
-            except AuditInputError as e:
-                problems.append(e)
+        try:
+            values = load_thresholds(cat, tf)
+        except AuditInputError as err:
+            problems.append(err)
+        try:
+            w = load_waivers(wf, cat, today, strict)
+        except AuditInputError as err:
+            problems.append(err)
+        try:
+            a = load_attestations(af, cat, today, strict)
+        except AuditInputError as err:
+            problems.append(err)
     if problems:
         if as_json:
-            emit_json({"ok": False, "problems": [p.as_dict() for e in problems for p in e.problems]})
+            emit_json({"ok": False, "problems": [p.as_dict() for pe in problems for p in pe.problems]})
         else:
-            for e in problems:
-                _print_problems(e)
+            for pe in problems:
+                _print_problems(pe)
         raise typer.Exit(2)
     assert cat is not None and values is not None and w is not None and a is not None
-    inp = RunInput(cat, values, w, a, inv.province.code, waivers_file=str(wf) if wf.exists() else None,
-                   attestations_file=str(af) if af.exists() else None)
+    inp = RunInput(
+        cat,
+        values,
+        w,
+        a,
+        inv.province.code,
+        waivers_file=str(wf) if wf.exists() else None,
+        attestations_file=str(af) if af.exists() else None,
+    )
     return inv, inp
 
 
@@ -85,17 +107,28 @@ def validate_cmd(
 ) -> None:
     """Check the catalogue, thresholds, waivers and attestations (an expired waiver is refused here)."""
     _, inp = _inputs(inventory, catalogue, waivers, attestations, thresholds, True, as_json)
-    summary = {"ok": True, "catalogue": inp.catalogue.head.id, "checks": len(inp.catalogue.checks),
-               "requirements": len(inp.catalogue.requirements), "waivers": len(inp.waivers), "attestations": len(inp.attestations)}
+    summary = {
+        "ok": True,
+        "catalogue": inp.catalogue.head.id,
+        "checks": len(inp.catalogue.checks),
+        "requirements": len(inp.catalogue.requirements),
+        "waivers": len(inp.waivers),
+        "attestations": len(inp.attestations),
+    }
     if as_json:
         emit_json(summary)
     else:
-        console.print(f"{summary['catalogue']}: {summary['requirements']} requirements, {summary['checks']} checks, "
-                      f"{summary['waivers']} waivers, {summary['attestations']} attestations: ok", highlight=False)
+        console.print(
+            f"{summary['catalogue']}: {summary['requirements']} requirements, {summary['checks']} checks, "
+            f"{summary['waivers']} waivers, {summary['attestations']} attestations: ok",
+            highlight=False,
+        )
 
 
 @app.command("catalogue")
-def catalogue_cmd(catalogue: CatalogueOpt = None, lang: Annotated[str, typer.Option("--lang")] = "vi", as_json: JsonOpt = False) -> None:
+def catalogue_cmd(
+    catalogue: CatalogueOpt = None, lang: Annotated[str, typer.Option("--lang")] = "vi", as_json: JsonOpt = False
+) -> None:
     """List the catalogue's checks."""
     from dcops.audit.catalogue import DEFAULT_CATALOGUE, load_catalogue
     from dcops.audit.errors import AuditInputError
@@ -105,8 +138,18 @@ def catalogue_cmd(catalogue: CatalogueOpt = None, lang: Annotated[str, typer.Opt
     except AuditInputError as e:
         _print_problems(e)
         raise typer.Exit(2) from None
-    rows = [{"id": c.id, "requirement": c.requirement, "severity": c.severity, "type": c.type, "title": c.title.get(lang),
-             "references": c.references, "remediation": c.remediation.model_dump()} for c in cat.checks]
+    rows = [
+        {
+            "id": c.id,
+            "requirement": c.requirement,
+            "severity": c.severity,
+            "type": c.type,
+            "title": c.title.get(lang),
+            "references": c.references,
+            "remediation": c.remediation.model_dump(),
+        }
+        for c in cat.checks
+    ]
     if as_json:
         emit_json(rows)
         return
@@ -117,7 +160,9 @@ def catalogue_cmd(catalogue: CatalogueOpt = None, lang: Annotated[str, typer.Opt
 @app.command("run")
 def run_cmd(
     inventory: InventoryOpt = None,  # type: ignore[assignment]
-    limit: Annotated[str | None, typer.Option("--limit", "-l", help="Hosts, sites, tiers or roles (patterns, comma-separated, !excl).")] = None,
+    limit: Annotated[
+        str | None, typer.Option("--limit", "-l", help="Hosts, sites, tiers or roles (patterns, comma-separated, !excl).")
+    ] = None,
     catalogue: CatalogueOpt = None,
     waivers: WaiversOpt = None,
     attestations: AttestOpt = None,
@@ -147,14 +192,27 @@ def run_cmd(
     run_dir = save_run(doc, got, base, inp)
     overall = doc["scores"]["overall"]["all"]
     if as_json:
-        emit_json({"run": doc["run"], "results": str(run_dir / "results.json"), "scores": doc["scores"]["overall"],
-                   "hosts": doc["hosts"], "diff": doc["diff"]})
+        emit_json(
+            {
+                "run": doc["run"],
+                "results": str(run_dir / "results.json"),
+                "scores": doc["scores"]["overall"],
+                "hosts": doc["hosts"],
+                "diff": doc["diff"],
+            }
+        )
     else:
-        console.print(f"audit {doc['run']['id']}: {len(targets)} hosts, {doc['catalogue']['checks']} checks, "
-                      f"{doc['run']['seconds']:.1f} s; results in {run_dir}", highlight=False)
-        console.print(f"  pass {overall['pass']}, fail {overall['fail']}, error {overall['error']}, waived {overall['waived']}, "
-                      f"not applicable {overall['notapplicable']}, manual {overall['manual']}; score "
-                      f"{'—' if overall['score'] is None else format(overall['score'] * 100, '.1f') + '%'}", highlight=False)
+        console.print(
+            f"audit {doc['run']['id']}: {len(targets)} hosts, {doc['catalogue']['checks']} checks, "
+            f"{doc['run']['seconds']:.1f} s; results in {run_dir}",
+            highlight=False,
+        )
+        console.print(
+            f"  pass {overall['pass']}, fail {overall['fail']}, error {overall['error']}, waived {overall['waived']}, "
+            f"not applicable {overall['notapplicable']}, manual {overall['manual']}; score "
+            f"{'—' if overall['score'] is None else format(overall['score'] * 100, '.1f') + '%'}",
+            highlight=False,
+        )
         for h in doc["hosts"]:
             if not h["collected"]:
                 console.print(f"  [red]{escape(h['name'])}: {escape(str(h['error']))}[/]", highlight=False)
@@ -170,7 +228,9 @@ def report_cmd(
     catalogue: CatalogueOpt = None,
     lang: Annotated[str, typer.Option("--lang", help="vi (default) or en.")] = "vi",
     formats: Annotated[str, typer.Option("--format", "-f", help="Comma-separated: html, pdf, json, junit.")] = "html",
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Folder for the reports (default: the run's folder).")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Folder for the reports (default: the run's folder).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Write the reports of a run: HTML (Vietnamese by default), PDF, JSON, JUnit."""
