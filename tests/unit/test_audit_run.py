@@ -316,3 +316,57 @@ def test_html_report_in_chromium(audited: dict[str, Any], cat) -> None:  # type:
     assert dom["status"] == "Chưa đạt"
     assert dom["score"].endswith("%")
     assert shot.stat().st_size > 10_000
+
+
+def test_scope_and_limit_from_the_inventory() -> None:
+    from dcops.audit.collect import scope
+    from dcops.inventory import load
+    from dcops.render.ansible import site_hosts
+
+    inv = load(Path(__file__).resolve().parents[2] / "inventory" / "lab").inventory
+    every = scope(inv)
+    managed = {h.name: str(h.management) for s in inv.sites for h in site_hosts(inv, s)}
+    assert {t.ctx.name for t in every} == set(managed)
+    for t in every:
+        assert ("tcp", 22) in t.ctx.ports and ("tcp", 9100) in t.ctx.ports
+        assert t.address == managed[t.ctx.name] or not Path(t.known_hosts or "/nonexistent").exists()
+    dc = {t.ctx.name for t in scope(inv, "dc")}
+    assert dc and all(inv.host(n)[0].name == "dc" for n in dc)
+    assert {t.ctx.name for t in scope(inv, "dc,!router")} == {
+        t.ctx.name for t in every if t.ctx.site == "dc" and "router" not in t.ctx.roles
+    }
+    mail = scope(inv, "mail")
+    assert mail and all("mail" in t.ctx.roles for t in mail)
+    assert scope(inv, "no-such-host") == []
+
+
+def test_cli_run_and_report_over_loopback(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from dcops.cli import app
+
+    with loopback_sshd(tmp_path / "sshd") as sshd:
+        cfg = tmp_path / "ssh_config"
+        cfg.write_text(
+            f"Host dc-mail\n  HostName 127.0.0.1\n  Port {sshd.port}\n  User root\n  IdentityFile {sshd.key}\n"
+            f"  UserKnownHostsFile {sshd.known_hosts}\n"
+        )
+        res = CliRunner().invoke(
+            app, ["audit", "run", "-l", "dc-mail", "--ssh-config", str(cfg), "--results", str(tmp_path / "r"), "--json"]
+        )
+    assert res.exit_code == 1, res.output  # this machine is not hardened: failures, exit 1
+    out = json.loads(res.stdout)
+    assert [h["name"] for h in out["hosts"]] == ["dc-mail"] and out["hosts"][0]["collected"]
+    doc = json.loads(Path(out["results"]).read_text())
+    validate_results(doc)
+    waived = {f["check"] for f in doc["findings"] if f["status"] == "waived"}
+    assert waived <= {"mal.signatures-fresh", "ips.package-lists-fresh"}  # the lab's waivers, by role/host scope
+    sig = next(f for f in doc["findings"] if f["check"] == "mal.signatures-fresh")
+    assert sig["waiver"] and sig["waiver"]["id"] == "lab-no-signature-updates"
+    rep = CliRunner().invoke(
+        app, ["audit", "report", "--results", str(tmp_path / "r"), "-f", "html,json,junit", "--lang", "en", "--json"]
+    )
+    assert rep.exit_code == 0, rep.output
+    files = json.loads(rep.stdout)
+    assert Path(files["html"]).read_text().count('class="finding"') == len(doc["findings"])
+    assert (tmp_path / "r" / "plan.yml").exists()
