@@ -201,3 +201,18 @@ def test_bad_attestation_refused(cat, tmp_path: Path) -> None:  # type: ignore[n
     msgs = _problems(e)
     assert any(f"{f}:3:" in m and "unknown requirement or check '7.1.9'" in m for m in msgs), msgs
     assert any(f"{f}:8:" in m and "before its date" in m for m in msgs), msgs
+
+
+def test_remediations_name_real_roles_and_variables(cat) -> None:  # type: ignore[no-untyped-def]
+    """Every remediation not marked ``planned`` names a role of playbooks/roles and a variable its defaults define."""
+    import re
+
+    roles = Path(__file__).resolve().parents[2] / "playbooks" / "roles"
+    wrong = []
+    for c in cat.checks:
+        r = c.remediation
+        defaults = roles / r.role / "defaults" / "main.yml"
+        exists = defaults.exists() and re.search(rf"^{re.escape(r.variable)}:", defaults.read_text(), re.M) is not None
+        if exists == r.planned:
+            wrong.append(f"{c.id}: {r.role}.{r.variable} {'exists but is marked planned' if exists else 'does not exist'}")
+    assert not wrong, "\n".join(wrong)

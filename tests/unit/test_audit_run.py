@@ -370,3 +370,25 @@ def test_cli_run_and_report_over_loopback(tmp_path: Path) -> None:
     files = json.loads(rep.stdout)
     assert Path(files["html"]).read_text().count('class="finding"') == len(doc["findings"])
     assert (tmp_path / "r" / "plan.yml").exists()
+
+
+def test_collector_version_order_is_dpkgs() -> None:
+    vs = [
+        "1.0",
+        "1.0-1",
+        "1:0.9",
+        "1.0~rc1",
+        "1.0+b1",
+        "2.4-2+deb12u3",
+        "2.4-2+deb12u11",
+        "1.0a",
+        "1.0.1",
+        "10",
+        "9",
+        "1.0~~",
+        "1.0~",
+    ]
+    for a in vs:
+        for b in vs:
+            lt = subprocess.run(["dpkg", "--compare-versions", a, "lt", b]).returncode == 0
+            assert (collector_script.version_cmp(a, b) < 0) == lt, (a, b)

@@ -101,10 +101,14 @@ class Remediation(Strict):
     variable: str
     vi: str | None = None
     en: str | None = None
+    #: The role or variable does not exist in dcops yet (the report says so); a test holds every
+    #: other remediation to a role and a variable that exist.
+    planned: bool = False
 
     def text(self, lang: str) -> str:
         words = self.en if lang == "en" else self.vi
-        return f"role {self.role}, {self.variable}" + (f": {words}" if words else "")
+        todo = (" (chưa có trong dcops)" if lang != "en" else " (not in dcops yet)") if self.planned else ""
+        return f"role {self.role}, {self.variable}{todo}" + (f": {words}" if words else "")
 
 
 class FactCondition(Strict):
@@ -224,9 +228,7 @@ def _cross_check(cat: Catalogue, checks: list[tuple[Check, Origin]], rorigin: Or
         if c.id in seen:
             first = seen[c.id]
             problems.append(
-                at.problem(
-                    f"duplicate check id {short(c.id)} (first at {first.file}:{first.line_of((*first.path, 'id'))})", "id"
-                )
+                at.problem(f"duplicate check id {short(c.id)} (first at {first.file}:{first.line_of((*first.path, 'id'))})", "id")
             )
             continue
         seen[c.id] = at

@@ -4,7 +4,7 @@
 Sent over SSH (``sudo -n python3 - ARGS``, the script on stdin) by ``dcops audit run``; runs on
 a host's own python3 with the standard library only. It reads files and runs read-only
 commands (``sshd -T``, ``ss``, ``nft -j list ruleset``, ``systemctl list-units``, ``chronyc``,
-``dpkg-query``, ``apt-get -s`` without locking or cache writes, ``postconf``, ``doveconf``);
+``dpkg-query``, ``apt-helper cat-file``, ``postconf``, ``doveconf``);
 it writes nothing. Secrets never leave the host: of /etc/shadow only each account's status
 (empty / locked / hash and the hash scheme id) is sent, never a hash; no key is read.
 Every section that fails is ``{"_error": reason}``, the others are still collected.
@@ -447,35 +447,72 @@ def packages() -> dict[str, Any]:
     return {"installed": inst, "count": len(inst)}
 
 
-def updates() -> dict[str, Any]:
-    SOURCES["updates"] = "apt-get -s dist-upgrade (simulation, no lock, no cache written)"
-    out = run(
-        [
-            "apt-get",
-            "-s",
-            "-o",
-            "Debug::NoLocking=1",
-            "-o",
-            "Dir::Cache::pkgcache=",
-            "-o",
-            "Dir::Cache::srcpkgcache=",
-            "dist-upgrade",
-        ],
-        timeout=120,
-    )
-    pending = []
-    for ln in out.splitlines():
-        m = re.match(r"Inst (\S+) (?:\[(\S+)\] )?\((\S+) (.*)\)", ln)
-        if m:
-            pending.append(
-                {
-                    "package": m.group(1),
-                    "installed": m.group(2),
-                    "version": m.group(3),
-                    "security": "security" in m.group(4).lower(),
-                }
-            )
-    return {"pending": pending}
+def _order(c: str) -> int:
+    if c == "~":
+        return -1
+    if c.isalpha():
+        return ord(c)
+    return ord(c) + 256
+
+
+def _cmp_part(a: str, b: str) -> int:
+    """dpkg's comparison of an upstream version or a revision (alternating non-digits and digits)."""
+    while a or b:
+        na = re.match(r"[^0-9]*", a).group()  # type: ignore[union-attr]
+        nb = re.match(r"[^0-9]*", b).group()  # type: ignore[union-attr]
+        for i in range(max(len(na), len(nb))):
+            ca = _order(na[i]) if i < len(na) else 0
+            cb = _order(nb[i]) if i < len(nb) else 0
+            if ca != cb:
+                return -1 if ca < cb else 1
+        a, b = a[len(na) :], b[len(nb) :]
+        da = re.match(r"[0-9]*", a).group()  # type: ignore[union-attr]
+        db = re.match(r"[0-9]*", b).group()  # type: ignore[union-attr]
+        if int(da or 0) != int(db or 0):
+            return -1 if int(da or 0) < int(db or 0) else 1
+        a, b = a[len(da) :], b[len(db) :]
+    return 0
+
+
+def version_cmp(a: str, b: str) -> int:
+    """Debian version comparison (epoch, upstream, revision), as ``dpkg --compare-versions``."""
+
+    def split(v: str) -> tuple[int, str, str]:
+        epoch, _, rest = v.rpartition(":") if ":" in v else ("0", "", v)
+        up, _, rev = rest.rpartition("-") if "-" in rest else (rest, "", "0")
+        return int(epoch or 0), up, rev
+
+    ea, ua, ra = split(a)
+    eb, ub, rb = split(b)
+    if ea != eb:
+        return -1 if ea < eb else 1
+    return _cmp_part(ua, ub) or _cmp_part(ra, rb)
+
+
+def updates(installed: dict[str, str]) -> dict[str, Any]:
+    """Security updates pending: installed packages with a newer version in a security archive's index.
+
+    (Reads the security indexes only, through ``apt-helper cat-file`` for compressed ones: a full
+    ``apt-get -s dist-upgrade`` costs seconds of CPU per host on large lists.)"""
+    lists = [p for p in glob.glob("/var/lib/apt/lists/*security*_Packages*") if not p.endswith(".diff_Index")]
+    SOURCES["updates"] = "security package indexes in /var/lib/apt/lists (compared with dpkg's installed versions)"
+    best: dict[str, str] = {}
+    for p in lists:
+        text = read(p) if p.endswith("_Packages") else run(["/usr/lib/apt/apt-helper", "cat-file", p], timeout=60)
+        name = None
+        for ln in text.splitlines():
+            if ln.startswith("Package: "):
+                name = ln[9:].strip()
+            elif ln.startswith("Version: ") and name in installed:
+                v = ln[9:].strip()
+                if name not in best or version_cmp(v, best[name]) > 0:
+                    best[name] = v
+    pending = [
+        {"package": n, "installed": installed[n], "version": v, "security": True}
+        for n, v in sorted(best.items())
+        if version_cmp(v, installed[n]) > 0
+    ]
+    return {"pending": pending, "indexes": len(lists)}
 
 
 def apt() -> dict[str, Any]:
@@ -607,7 +644,6 @@ def main(argv: list[str]) -> int:
         "auditd": auditd,
         "sysctl": sysctl,
         "packages": packages,
-        "updates": updates,
         "apt": apt,
         "aide": aide,
         "clamav": clamav,
@@ -621,6 +657,13 @@ def main(argv: list[str]) -> int:
             facts[name] = fn()
         except Exception as e:  # one section's failure is that section's error, the others go on
             facts[name] = {"_error": f"{type(e).__name__}: {e}"[:400]}
+    pk = facts.get("packages", {})
+    try:
+        if "_error" in pk:
+            raise RuntimeError(f"no package list: {pk['_error']}")
+        facts["updates"] = updates(pk["installed"])
+    except Exception as e:
+        facts["updates"] = {"_error": f"{type(e).__name__}: {e}"[:400]}
     facts["_sources"] = SOURCES
     facts["_host"] = {
         "hostname": os.uname().nodename,
