@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Status = Literal["pass", "fail", "error", "notapplicable", "manual", "waived"]
 Op = Literal["eq", "ne", "ge", "le", "ge_or_zero", "in", "contains", "subset"]
@@ -180,9 +180,14 @@ class VarOnlyP(Params):
 
 class FileModeP(Params):
     path: str
-    max_mode: int
+    #: The most permissive mode allowed, as octal text ("0640").
+    max_mode: str = Field(pattern=r"^0?[0-7]{3,4}$")
     owner: str | None = None
     optional: bool = False
+
+    @property
+    def mode(self) -> int:
+        return int(self.max_mode, 8)
 
 
 class NoParams(Params):
@@ -630,13 +635,13 @@ def ev_file_mode(p: FileModeP, facts: dict[str, Any], ctx: HostContext, values: 
         return Outcome("notapplicable" if p.optional else "fail", f"{p.path} does not exist")
     mode = int(st["mode"])
     ev = [Evidence(f"stat {p.path}", f"mode {mode:04o}, owner {st.get('owner')}, group {st.get('group')}")]
-    extra_bits = mode & ~p.max_mode & 0o7777
+    extra_bits = mode & ~p.mode & 0o7777
     bad = []
     if extra_bits:
-        bad.append(f"mode {mode:04o} exceeds {p.max_mode:04o}")
+        bad.append(f"mode {mode:04o} exceeds {p.mode:04o}")
     if p.owner is not None and st.get("owner") != p.owner:
         bad.append(f"owner {st.get('owner')} is not {p.owner}")
-    return Outcome("fail" if bad else "pass", "; ".join(bad) if bad else f"mode {mode:04o} ≤ {p.max_mode:04o}", ev)
+    return Outcome("fail" if bad else "pass", "; ".join(bad) if bad else f"mode {mode:04o} ≤ {p.mode:04o}", ev)
 
 
 Evaluator = Callable[[Any, dict[str, Any], HostContext, Values], Outcome]
