@@ -189,7 +189,10 @@ def main() -> int:
             f"{pa_med / dcops_per_check:.0f}x (reference >= 10x)"
         )
         solo = statistics.median(got.seconds[t.ctx.name] for t in sample) / k
-        print(f"  per host in the pool (under contention): dcops {solo * 1000:.1f} ms per check (one collection / {k} checks) -> {pa_med / solo:.0f}x")
+        print(
+            f"  per host in the pool (under contention): dcops {solo * 1000:.1f} ms per check"
+            f" (one collection / {k} checks) -> {pa_med / solo:.0f}x"
+        )
         ly = lynis(sample)
         if ly is None:
             print("lynis: not installed on the audited hosts: n/a")
