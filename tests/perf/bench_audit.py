@@ -126,10 +126,12 @@ def lynis(targets: list[Target]) -> list[float] | None:
         c.set_missing_host_key_policy(paramiko.RejectPolicy())
         c.connect(t.address, t.port, t.user, key_filename=t.key_file, allow_agent=False, look_for_keys=False)
         try:
-            _, so, _ = c.exec_command(
+            si, so, _ = c.exec_command(
                 "command -v lynis >/dev/null || exit 127; "
                 "lynis audit system --quick --no-colors --no-log --noplugins >/dev/null 2>&1; echo $?"
             )
+            si.channel.shutdown_write()  # Lynis must not wait for a key press
+            so.channel.settimeout(900)
             t0 = time.monotonic()
             rc = so.read().decode().strip()
             if so.channel.recv_exit_status() == 127 or rc == "":
