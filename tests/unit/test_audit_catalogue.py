@@ -216,3 +216,35 @@ def test_remediations_name_real_roles_and_variables(cat) -> None:  # type: ignor
         if exists == r.planned:
             wrong.append(f"{c.id}: {r.role}.{r.variable} {'exists but is marked planned' if exists else 'does not exist'}")
     assert not wrong, "\n".join(wrong)
+
+
+def test_lynis_cross_check_on_this_controller(cat) -> None:  # type: ignore[no-untyped-def]
+    """Lynis 3.0.8's report of this (unhardened) controller against dcops' verdicts on the same
+    machine's facts at the time (both kept under tests/unit/data): every disagreement is
+    explained by the check's lynis_note, and a verdict that flips shows up."""
+    import json
+
+    from dcops.audit.checks import HostContext
+    from dcops.audit.evaluate import evaluate_host
+    from dcops.audit.lynis import cross_check, parse_report
+
+    data = Path(__file__).parent / "data"
+    report = parse_report((data / "lynis-report-controller.dat").read_text())
+    assert {"SSH-7408", "KRNL-6000", "AUTH-9286"} <= report.executed and ("SSH-7408", "allowtcpforwarding") in report.fields
+    facts = json.loads((data / "audit-facts-controller.json").read_text())
+    ctx = HostContext("vm", "dc", "datacentre", ("app",), False, "127.0.0.1", "127.0.0.0/8", ("root",), frozenset({("tcp", 22)}))
+    findings = [f.as_dict() for f in evaluate_host(cat, cat.defaults(), ctx, facts, None, [], TODAY)]
+    res = cross_check(cat, findings, report)
+    assert len(res) >= 30
+    assert sum(r.agree for r in res) >= 15
+    unexplained = [
+        f"{r.check}: dcops {r.dcops}, Lynis {r.lynis} ({', '.join(r.references)})" for r in res if not r.agree and not r.explained
+    ]
+    assert not unexplained, "\n".join(unexplained)
+    # the comparison can fail: hardening one setting dcops and Lynis both test turns an agreement around
+    facts["sshd"]["maxauthtries"] = "3"
+    flipped = {
+        r.check: r
+        for r in cross_check(cat, [f.as_dict() for f in evaluate_host(cat, cat.defaults(), ctx, facts, None, [], TODAY)], report)
+    }
+    assert flipped["auth.ssh-max-auth-tries"].dcops == "pass" and not flipped["auth.ssh-max-auth-tries"].agree
