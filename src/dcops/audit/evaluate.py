@@ -134,7 +134,8 @@ def evaluate_host(
             o = run_type(c.type, cat.params[c.id], facts, ctx, values)
         f = Finding(ctx.name, ctx.site, c.id, c.requirement, req.group, c.severity, o.status, o.message, list(o.evidence))
         hit = _waiver_for(c.id, ctx, waivers)
-        if hit is not None and f.status in ("fail", "error"):
+        # a waiver covers a check that fails; an error (facts not collected) stays an error
+        if hit is not None and f.status == "fail":
             w, where = hit
             expired = w.expiry < today
             f.waiver = _waiver_dict(w, where, expired)
