@@ -81,7 +81,7 @@ def test_accounts_section_loads_and_counts(inv: Path) -> None:
     add_file(inv, ACC, 'accounts:\n  - {agency: "so-tttt", user: "a.b", display_name: "Ánh B", quota_mb: 256}\n')
     boxes = load(inv).inventory.mailboxes()
     assert [m.address for m in boxes if m.agency == "so-tttt"] == ["a.b@stttt.lab.test", "giamdoc@stttt.lab.test",
-                                                                   "vanthu@stttt.lab.test"]
+                                                                   "noc@stttt.lab.test", "vanthu@stttt.lab.test"]
     assert next(m for m in boxes if m.user == "a.b").quota_mb == 256
     assert next(m for m in boxes if m.user == "giamdoc").quota_mb == 512  # the agency's default
 

@@ -39,7 +39,8 @@ def _annotations(rule: dict[str, Any], labels: dict[str, str], value: float) -> 
 def _rule(rendered: dict[str, Any], name: str, **labels: str) -> dict[str, Any]:
     for r in rendered["groups"][0]["rules"]:
         if r.get("alert") == name and all(r.get("labels", {}).get(k) == v for k, v in labels.items()):
-            return r
+            found: dict[str, Any] = r
+            return found
     raise KeyError(name)
 
 
