@@ -163,9 +163,9 @@ def test_a_site_without_a_path_is_refused(tmp_path: Path) -> None:
 
 
 # --- Alertmanager: routing, inhibition, silences, the webhook -----------------------------
-def _am_config(tmp: Path, inv: Any, webhook_url: str, iv: Intervals = Intervals()) -> Path:
+def _am_config(tmp: Path, inv: Any, webhook_url: str, iv: Intervals | None = None) -> Path:
     cfg = alertmanager.render(inv, alertmanager.Receivers(webhook_url=webhook_url, deadman_url=webhook_url + "deadman",
-                                                          templates_dir=str(MONITORS / "alertmanager")), iv)
+                                                          templates_dir=str(MONITORS / "alertmanager")), iv or Intervals())
     path = tmp / "alertmanager.yml"
     path.write_text(alertmanager.dump(cfg))
     return path
