@@ -95,8 +95,9 @@ def test_lab_inventory_is_valid() -> None:
     loaded = load(LAB)
     inv = loaded.inventory
     assert (len(inv.districts), len(inv.sites), len(inv.circuits)) == (2, 7, 7)
-    # 11 services, 12 flows: the backup service and its flow from the mail service (issue 11)
-    assert (len(inv.services), len(inv.flows), len(inv.agencies)) == (11, 12, 3)
+    # 11 services, 13 flows: the backup service and its flow from the mail service (issue 11),
+    # Alertmanager's mail to the NOC mailbox (issue 14)
+    assert (len(inv.services), len(inv.flows), len(inv.agencies)) == (11, 13, 3)
     assert sorted(p.name for p in loaded.files) == [
         "circuits.yml",
         "mail.yml",
@@ -665,7 +666,7 @@ def test_named_accounts_over_budget(inv: Path) -> None:
     mutate(inv, "mail.yml", MAILBOX_ANCHOR, MAILBOX_ANCHOR.replace("mailboxes: 10", "mailboxes: 1"))
     text = (inv / "mail.yml").read_text(encoding="utf-8").splitlines()
     line = text.index("    accounts:") + 1  # the first agency's 'accounts:' key, not its first account
-    assert_only(inv, "mail.yml", "agencies[0].accounts", line, "2 named accounts exceed the budget of 1 mailboxes")
+    assert_only(inv, "mail.yml", "agencies[0].accounts", line, "3 named accounts exceed the budget of 1 mailboxes")
 
 
 def test_agency_at_unknown_site(inv: Path) -> None:
