@@ -60,11 +60,14 @@ def alertmanager_cmd(
     smarthost: Annotated[str, typer.Option(help="HOST:PORT of the mail server (default: the inventory's mail service).")] = "",
     templates_dir: Annotated[str, typer.Option(help="Folder of the notification templates on the Alertmanager host.")]
     = am.Receivers.templates_dir,
+    auth_password_file: Annotated[str, typer.Option(
+        help="The NOC mailbox's password file on the Alertmanager host: log in on the submission port (STARTTLS) "
+             "and send as the mailbox.")] = "",
 ) -> None:
     """Alertmanager's routes, receivers and inhibit rules, from the inventory."""
     inv = load_or_exit(inventory).inventory
     try:
-        cfg = am.render(inv, am.Receivers(webhook_url, deadman_url, email, smarthost, templates_dir))
+        cfg = am.render(inv, am.Receivers(webhook_url, deadman_url, email, smarthost, templates_dir, auth_password_file))
     except am.AlertmanagerConfigError as e:
         fail(str(e), 2)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,7 @@ import yaml
 
 from dcops.inventory.model import Inventory, ServiceType, Tier
 from dcops.noc import PRODUCTION, Intervals
+from dcops.render.maildns import mail_host
 
 NOC_USER = "noc"
 
@@ -36,8 +38,12 @@ class Receivers:
     webhook_url: str = ""
     deadman_url: str = ""
     email: str = ""  # the NOC mailbox (empty: from the inventory)
-    smarthost: str = ""  # HOST:PORT (empty: the inventory's mail service, port 25)
+    smarthost: str = ""  # HOST:PORT (empty: the inventory's mail service, submission port)
     templates_dir: str = "/etc/prometheus/alertmanager-templates"
+    #: file with the NOC mailbox's password on the Alertmanager host: Alertmanager logs in (SMTP
+    #: AUTH after STARTTLS on the submission port) as the NOC mailbox and sends from it — the
+    #: province's server refuses its own domains from clients that have not logged in.
+    auth_password_file: str = ""
 
 
 def noc_mailbox(inv: Inventory) -> str | None:
@@ -50,12 +56,16 @@ def noc_mailbox(inv: Inventory) -> str | None:
     return None
 
 
-def mail_smarthost(inv: Inventory) -> str | None:
+def mail_smarthost(inv: Inventory, *, submission: bool = True) -> str | None:
+    """The mail service's address and port: its ``submission`` port (587), else ``smtp``."""
     for svc in inv.services:
         if svc.type is ServiceType.MAIL and not svc.external:
             addr = inv.service_address(svc)
-            if addr is not None and any(p.port == 25 for p in svc.ports):
-                return f"{addr}:25"
+            ports = {p.name: p.port for p in svc.ports}
+            port = ports.get("submission") if submission else None
+            port = port or ports.get("smtp")
+            if addr is not None and port is not None:
+                return f"{addr}:{port}"
     return None
 
 
@@ -65,7 +75,8 @@ def _m(**kv: str) -> list[str]:
 
 def render(inv: Inventory, rx: Receivers = Receivers(), iv: Intervals = PRODUCTION) -> dict[str, Any]:
     email = rx.email or noc_mailbox(inv) or ""
-    smarthost = rx.smarthost or mail_smarthost(inv) or ""
+    auth = bool(rx.auth_password_file)
+    smarthost = rx.smarthost or mail_smarthost(inv, submission=auth) or ""
     if email and not smarthost:
         raise AlertmanagerConfigError(
             f"inventory {inv.source}: the NOC mailbox {email} needs a mail server "
@@ -75,19 +86,23 @@ def render(inv: Inventory, rx: Receivers = Receivers(), iv: Intervals = PRODUCTI
     noc: dict[str, Any] = {"name": "noc"}
     mail_only: dict[str, Any] = {"name": "noc-mail"}
     if email:
-        cfg = {
+        cfg: dict[str, Any] = {
             "to": email,
-            "from": f"Alertmanager {inv.province.code} <alertmanager@{domain}>",
+            "from": f"Alertmanager {inv.province.code} <{email if auth else 'alertmanager@' + domain}>",
             "smarthost": smarthost,
             "hello": f"alertmanager.{domain}",
-            "require_tls": False,  # the province's own server, on its LAN
             "send_resolved": True,
             "headers": {"Subject": '{{ template "dcops.subject" . }}'},
             "html": '{{ template "dcops.html" . }}',
             "text": '{{ template "dcops.text" . }}',
         }
+        if auth:
+            cfg |= {"require_tls": True, "auth_username": email, "auth_password_file": rx.auth_password_file,
+                    "tls_config": {"server_name": mail_host(inv).name}}
+        else:
+            cfg["require_tls"] = False
         noc["email_configs"] = [cfg]
-        mail_only["email_configs"] = [cfg]
+        mail_only["email_configs"] = [copy.deepcopy(cfg)]
     if rx.webhook_url:
         noc["webhook_configs"] = [{"url": rx.webhook_url, "send_resolved": True, "max_alerts": 50}]
     deadman: dict[str, Any] = {"name": "deadman"}
