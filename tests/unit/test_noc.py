@@ -194,6 +194,16 @@ def test_rendered_alertmanager_config_checks_and_routes(tmp_path: Path, lab_inv:
     r = _run(str(AMTOOL), "config", "routes", "test", f"--config.file={path}", "--verify.receivers=noc",
              "alertname=DcopsUpstreamDown", "severity=none")
     assert r.returncode != 0  # the inhibitors page nobody
+    # with the NOC mailbox's password: login on the submission port, STARTTLS, the mail host's name
+    (tmp_path / "pw").write_text("secret\n")
+    cfg2 = alertmanager.render(lab_inv, alertmanager.Receivers(auth_password_file=str(tmp_path / "pw"),
+                                                               templates_dir=str(MONITORS / "alertmanager")))
+    mail = cfg2["receivers"][0]["email_configs"][0]
+    assert (mail["smarthost"], mail["auth_username"], mail["require_tls"]) == ("10.251.0.2:587", "noc@stttt.lab.test", True)
+    assert mail["tls_config"] == {"server_name": "mail.lab.test"} and "noc@stttt.lab.test" in mail["from"]
+    (tmp_path / "am-auth.yml").write_text(alertmanager.dump(cfg2))
+    r = _run(str(AMTOOL), "check-config", str(tmp_path / "am-auth.yml"))
+    assert r.returncode == 0, r.stdout + r.stderr
 
 
 @contextlib.contextmanager
