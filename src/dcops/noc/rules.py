@@ -88,13 +88,8 @@ def facts(inv: Inventory, topo: Topology | None = None) -> list[SiteFacts]:
         if s.name not in topo.adjacency:
             continue
         adj = topo.adjacency[s.name]
-        if s.name == topo.root:
-            ps: tuple[str, ...] = ()
-            pn: tuple[str, ...] = ()
-        else:
-            ps = parents[s.name]
-            alive = topo.reachable(without=[s.name])
-            pn = tuple(sorted(n for n in adj if n in alive))
+        ps: tuple[str, ...] = () if s.name == topo.root else parents[s.name]
+        pn = topo.path_neighbours(s.name)
         out.append(
             SiteFacts(
                 name=s.name,
