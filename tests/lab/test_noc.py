@@ -85,26 +85,41 @@ def noc(converged: dict[str, ConvergeResult]) -> None:
     if first is not None:
         assert first.ok
     assert wait_for(lambda: set(icmp_up().values()) == {"1"} and len(icmp_up()) == len(INV.sites), 120, 2), icmp_up()
-    # nothing critical firing before a drill (the Watchdog is severity none)
-    assert wait_for(lambda: not [a for a in alerts() if a["labels"].get("severity") == "critical"], 120, 5), alerts()
+    # no site down before a drill (standing critical alerts of the lab, if any, are printed: the
+    # drills count only notifications that name the drill's sites)
+    assert wait_for(lambda: not [a for a in alerts() if a["labels"]["alertname"] == "DcopsSiteUnreachable"], 120, 5), alerts()
+    standing = sorted({(a["labels"]["alertname"], a["labels"].get("site", "")) for a in alerts()
+                       if a["labels"].get("severity") == "critical"})
+    print(f"critical alerts standing before the drills: {standing}")
 
 
 def _critical(notes: list[dict[str, Any]], status: str = "firing") -> list[dict[str, Any]]:
-    return [n for n in notes if n["payload"]["commonLabels"].get("severity") == "critical" and n["payload"]["status"] == status]
+    """Critical notifications about a site (the lab's standing alerts, if any, have none of the drills' sites)."""
+    sites = {s.name for s in INV.sites} - {"dc"}
+    return [n for n in notes if n["payload"]["commonLabels"].get("severity") == "critical" and n["payload"]["status"] == status
+            and any(a["labels"].get("site") in sites for a in n["payload"]["alerts"])]
 
 
 @pytest.fixture
-def luc_yen_stopped(noc: None) -> Iterator[float]:
-    t0 = time.time()
+def luc_yen_stopped(noc: None) -> Iterator[dict[str, Any]]:
+    """luc-yen's router stopped; started again by the test (``restart``) or, failing that, here."""
+    drill: dict[str, Any] = {"t0": time.time(), "running": False}
+
+    def restart() -> None:
+        dcops("lab", "drill", "host-start", ROOT_SITE, check=True, timeout=300)
+        drill["running"] = True
+
+    drill["restart"] = restart
     dcops("lab", "drill", "host-stop", ROOT_SITE, check=True, timeout=120)
     try:
-        yield t0
+        yield drill
     finally:
-        dcops("lab", "drill", "host-start", ROOT_SITE, check=True, timeout=300)
+        if not drill["running"]:
+            restart()
 
 
-def test_stop_luc_yen_one_root_cause_behind_sites_inhibited(luc_yen_stopped: float) -> None:
-    t0 = luc_yen_stopped
+def test_stop_luc_yen_one_root_cause_behind_sites_inhibited(luc_yen_stopped: dict[str, Any]) -> None:
+    t0 = luc_yen_stopped["t0"]
     budget = PRODUCTION.budget() + 15  # + the host's shutdown
     assert wait_for(lambda: bool(_critical(notifications(t0))), budget + 30, 1), notifications(t0)
     time.sleep(PRODUCTION.group_interval + 5)  # a late second notification would show now
@@ -129,7 +144,7 @@ def test_stop_luc_yen_one_root_cause_behind_sites_inhibited(luc_yen_stopped: flo
     # the same single critical notification in the NOC mailbox
     assert wait_for(lambda: imap_count(f"[CRITICAL] {ROOT_SITE}: DcopsSiteUnreachable") == 1, 60, 5)
     # back up: resolved notifications arrive
-    dcops("lab", "drill", "host-start", ROOT_SITE, check=True, timeout=300)
+    luc_yen_stopped["restart"]()
     t1 = time.time()
     assert wait_for(lambda: bool(_critical(notifications(t1), "resolved")), 180, 2), notifications(t1)
     assert wait_for(lambda: imap_count("RESOLVED") >= 1, 120, 5)
