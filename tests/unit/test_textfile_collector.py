@@ -97,3 +97,33 @@ def test_missing_apt_state_still_counts(rig: dict[str, Path]) -> None:
     # with nothing to stamp, every run asks apt (never a stale answer)
     assert _apt_calls(rig) == 2
     assert int(_value(text, "dcops_host_apt_security_updates_pending")) >= 0
+
+
+def test_noc_sources_failed_units_postfix_ospf_wireguard(rig: dict[str, Path]) -> None:
+    """The NOC's host sources (issue 14). FRR, wg and Postfix do not run on this machine: the
+    commands are stand-ins printing what FRR 8.4's ``show ip ospf neighbor json``, ``wg show all
+    latest-handshakes`` and ``postqueue -j`` print; the parsing and the exposition are real."""
+    fakes = {
+        "vtysh": "cat <<'J'\n"
+                 '{"neighbors":{"10.253.0.1":[{"nbrState":"Full/-","ifaceName":"eth1:10.252.0.2"}],'
+                 '"10.253.0.21":[{"nbrState":"Init/-","ifaceName":"eth2:10.252.0.9"}],'
+                 '"10.253.0.23":[{"nbrState":"Full/DR","ifaceName":"eth3:10.252.0.13"}]}}\nJ',
+        "wg": "printf 'wg0\\tAbCd+/=\\t1700000000\\nwg1\\tXyZ=\\t0\\n'",
+        "postqueue": "echo '{\"queue_name\": \"deferred\", \"queue_id\": \"A\"}'\n"
+                     "echo '{\"queue_name\": \"deferred\", \"queue_id\": \"B\"}'\n"
+                     "echo '{\"queue_name\": \"active\", \"queue_id\": \"C\"}'",
+        "systemctl": "echo 'dovecot.service loaded failed failed Dovecot IMAP'",
+    }
+    for name, body in fakes.items():
+        p = rig["bin"] / name
+        p.write_text(f"#!/bin/sh\n{body}\n")
+        p.chmod(0o755)
+    text = _collect(rig)
+    assert promtool_check_metrics(text.encode()) == ""
+    assert _value(text, "dcops_frr_ospf_neighbours_full") == "2"
+    assert 'dcops_frr_ospf_neighbour_full{neighbour="10.253.0.21",interface="eth2"} 0' in text
+    assert 'dcops_host_wireguard_latest_handshake_timestamp_seconds{interface="wg0",peer="AbCd+/="} 1700000000' in text
+    assert 'dcops_host_postfix_queue_messages{queue="deferred"} 2' in text
+    assert 'dcops_host_postfix_queue_messages{queue="active"} 1' in text
+    assert _value(text, "dcops_host_systemd_units_failed") == "1"
+    assert 'dcops_host_systemd_unit_failed{unit="dovecot.service"} 1' in text

@@ -45,3 +45,12 @@ def test_yenbai_every_commune_behind_its_hub() -> None:
     assert len(t.sites) == 105  # the 105 points of the dedicated data network (seed 002)
     assert all(len(v) <= 2 for v in up.values())
     assert "luc-yen" in up["an-phu"]
+
+
+def test_path_neighbours_are_the_first_hops_of_a_sites_paths(lab: Topology) -> None:
+    # dai-son reaches the data centre through either district; an-phu only through luc-yen;
+    # luc-yen directly and round the ring through dai-son (an-phu and khanh-hoa hang from it)
+    assert lab.path_neighbours("dai-son") == ("luc-yen", "van-yen")
+    assert lab.path_neighbours("an-phu") == ("luc-yen",)
+    assert lab.path_neighbours("luc-yen") == ("dai-son", "dc")
+    assert lab.path_neighbours("dc") == ()

@@ -666,7 +666,7 @@ def test_named_accounts_over_budget(inv: Path) -> None:
     mutate(inv, "mail.yml", MAILBOX_ANCHOR, MAILBOX_ANCHOR.replace("mailboxes: 10", "mailboxes: 1"))
     text = (inv / "mail.yml").read_text(encoding="utf-8").splitlines()
     line = text.index("    accounts:") + 1  # the first agency's 'accounts:' key, not its first account
-    assert_only(inv, "mail.yml", "agencies[0].accounts", line, "2 named accounts exceed the budget of 1 mailboxes")
+    assert_only(inv, "mail.yml", "agencies[0].accounts", line, "3 named accounts exceed the budget of 1 mailboxes")
 
 
 def test_agency_at_unknown_site(inv: Path) -> None:

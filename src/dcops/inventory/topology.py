@@ -144,6 +144,14 @@ class Topology:
         """The sites that ``site``'s loss cuts off from the data centre (sorted)."""
         return sorted(s for s, up in self.upstream().items() if site in up)
 
+    def path_neighbours(self, site: str) -> tuple[str, ...]:
+        """The neighbours of ``site`` that reach the data centre without it: the first hops of its
+        paths (a dual-path site has two or more; losing one of them loses redundancy)."""
+        if site == self.root:
+            return ()
+        alive = self.reachable(without=[site])
+        return tuple(sorted(n for n in self.adjacency[site] if n in alive))
+
     def aggregation_points(self) -> list[str]:
         """Sites that other sites reach the data centre through (aggregation points in fact)."""
         d = self.depth()
