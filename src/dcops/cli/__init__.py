@@ -12,6 +12,7 @@ from dcops.cli import exporter as exporter_cmd
 from dcops.cli import inventory as inventory_cmd
 from dcops.cli import lab as lab_cmd
 from dcops.cli import mail as mail_cmd
+from dcops.cli import vc as vc_cmd
 from dcops.cli.common import InventoryOpt
 from dcops.cli.converge import converge_cmd
 
@@ -27,6 +28,7 @@ app.add_typer(lab_cmd.app, name="lab")
 app.add_typer(exporter_cmd.app, name="exporter")
 app.add_typer(mail_cmd.app, name="mail")
 app.add_typer(dns_cmd.app, name="dns")
+app.add_typer(vc_cmd.app, name="vc")
 
 
 app.command("converge")(converge_cmd)
