@@ -82,6 +82,7 @@ class Stack:
     rtpengine: bool = True
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    _fds: list[int] = field(default_factory=list)
 
     sip_port: int = 5060
     metrics_port: int = 9180
@@ -132,11 +133,11 @@ class Stack:
                 ["rtpengine", "-f", "-E", "--table=-1", f"--interface={PROXY}", f"--listen-ng={PROXY}:{self.ng_port}",
                  "--port-min=30000", "--port-max=30999", f"--listen-http={PROXY}:{self.rtp_http_port}", "-L", "4",
                  f"--pidfile={self.root / 'rtpengine.pid'}"],
-                stdout=open(self.root / "rtpengine.log", "wb"), stderr=subprocess.STDOUT, start_new_session=True)
+                stdout=self._logfile("rtpengine"), stderr=subprocess.STDOUT, start_new_session=True)
             wait_port(PROXY, self.rtp_http_port)
         self.procs["kamailio"] = subprocess.Popen(
             ["kamailio", "-DD", "-E", "-f", str(cfg), "-P", str(self.root / "kamailio.pid"), "-Y", str(self.root)],
-            stdout=open(self.root / "kamailio.log", "wb"), stderr=subprocess.STDOUT, start_new_session=True)
+            stdout=self._logfile("kamailio"), stderr=subprocess.STDOUT, start_new_session=True)
         try:
             wait_port(PROXY, self.sip_port, "udp")
             wait_port(PROXY, self.sip_port, "tcp")
@@ -144,10 +145,19 @@ class Stack:
             tail = "\n".join(self.log().splitlines()[-8:])
             raise TimeoutError(f"{e}; kamailio's log ends:\n{tail}") from e
 
+    def _logfile(self, name: str) -> int:
+        """A log file descriptor for a daemon (closed in this process once the daemon has it)."""
+        fd = os.open(self.root / f"{name}.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        self._fds.append(fd)
+        return fd
+
     def alive(self) -> bool:
         return all(p.poll() is None for p in self.procs.values())
 
     def stop(self) -> None:
+        for fd in self._fds:
+            os.close(fd)
+        self._fds.clear()
         for name in ("kamailio", "rtpengine"):
             p = self.procs.pop(name, None)
             if p is None:
@@ -173,7 +183,8 @@ class Stack:
 
 
 def sipp(scenario: str, *, src: str, user: str, password: str, port: int | None = None, calls: int = 1,
-         rate: float | None = None, hold_ms: int = 1000, limit: int | None = None, keys: dict[str, str] | None = None, target: str = PROXY,
+         rate: float | None = None, hold_ms: int = 1000, limit: int | None = None, keys: dict[str, str] | None = None,
+         target: str = PROXY,
          target_port: int = 5060, timeout: int = 20, extra: list[str] | None = None,
          cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     """Run one sipp scenario of dcops/vc/sipp to completion; returncode 0: every call as the scenario expects."""
@@ -248,3 +259,98 @@ def streams(call_id: str, port: int = 2223) -> list[dict[str, int]]:
                 out.append({"packets": int(st.get("packets", 0)), "bytes": int(st.get("bytes", 0)),
                             "errors": int(st.get("errors", 0))})
     return out
+
+
+# --- a minimal SIP client (UDP, TCP, TLS) with digest, for what sipp cannot send -------------------
+def _digest(method: str, uri: str, user: str, password: str, challenge: str) -> str:
+    import hashlib
+    import re
+
+    f = dict(re.findall(r'(\w+)="?([^",]*)"?', challenge.split(" ", 1)[1]))
+    h1 = hashlib.md5(f"{user}:{f['realm']}:{password}".encode()).hexdigest()
+    h2 = hashlib.md5(f"{method}:{uri}".encode()).hexdigest()
+    resp = hashlib.md5(f"{h1}:{f['nonce']}:{h2}".encode()).hexdigest()
+    return (f'Digest username="{user}", realm="{f["realm"]}", nonce="{f["nonce"]}", uri="{uri}",'
+            f' response="{resp}", algorithm=MD5')
+
+
+class Client:
+    """One SIP user agent socket bound to ``src`` (udp, tcp or tls) talking to the proxy."""
+
+    def __init__(self, src: str, proto: str = "udp", port: int = 5060, timeout: float = 3.0) -> None:
+        import ssl
+
+        self.src, self.proto = src, proto
+        if proto == "udp":
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self.sock.bind((src, 0))
+            self.sock.connect((PROXY, port))
+        else:
+            raw = socket.create_connection((PROXY, port), timeout=timeout, source_address=(src, 0))
+            if proto == "tls":
+                ctx = ssl.create_default_context()
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+                raw = ctx.wrap_socket(raw)
+            self.sock = raw
+        self.sock.settimeout(timeout)
+        self.lport = self.sock.getsockname()[1]
+        self.seq = 0
+        self.buf = b""
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def send_raw(self, data: bytes) -> None:
+        self.sock.send(data)
+
+    def _read(self) -> str:
+        if self.proto == "udp":
+            return str(self.sock.recv(65535).decode(errors="replace"))
+        while b"\r\n\r\n" not in self.buf:
+            chunk = self.sock.recv(65535)
+            if not chunk:
+                raise ConnectionError("closed")
+            self.buf += chunk
+        head, rest = self.buf.split(b"\r\n\r\n", 1)
+        import re
+
+        m = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+        n = int(m.group(1)) if m else 0
+        while len(rest) < n:
+            rest += self.sock.recv(65535)
+        self.buf = rest[n:]
+        return (head + b"\r\n\r\n" + rest[:n]).decode(errors="replace")
+
+    def request(self, method: str, user: str, *, to: str | None = None, password: str | None = None,
+                extra: str = "", body: str = "", realm: str = REALM, call_id: str | None = None,
+                from_domain: str | None = None, ruri: str | None = None) -> tuple[int, str]:
+        """Send ``method`` (answering one digest challenge when ``password`` is given); (final status, reply)."""
+        call_id = call_id or os.urandom(8).hex()
+        uri = ruri or (f"sip:{to}@{realm}" if to else f"sip:{realm}")
+        auth = ""
+        tag = os.urandom(4).hex()
+        to_uri = uri if to else f"sip:{user}@{realm}"  # a REGISTER's To is the account
+        for _ in range(2):
+            self.seq += 1
+            t = {"udp": "UDP", "tcp": "TCP", "tls": "TLS"}[self.proto]
+            branch = f"z9hG4bK{os.urandom(6).hex()}"
+            msg = (f"{method} {uri} SIP/2.0\r\nVia: SIP/2.0/{t} {self.src}:{self.lport};branch={branch};rport\r\n"
+                   f"From: <sip:{user}@{from_domain or realm}>;tag={tag}\r\nTo: <{to_uri}>\r\nCall-ID: {call_id}\r\n"
+                   f"CSeq: {self.seq} {method}\r\nContact: <sip:{user}@{self.src}:{self.lport};transport={self.proto}>\r\n"
+                   f"Max-Forwards: 70\r\nExpires: 300\r\n{auth}{extra}"
+                   + ("Content-Type: application/sdp\r\n" if body else "") + f"Content-Length: {len(body)}\r\n\r\n{body}")
+            self.sock.send(msg.encode())
+            while True:
+                reply = self._read()
+                code = int(reply.split(" ", 2)[1])
+                if code >= 200:
+                    break
+            if code in (401, 407) and password and not auth:
+                hdr = "WWW-Authenticate" if code == 401 else "Proxy-Authenticate"
+                ch = next(x.split(":", 1)[1].strip() for x in reply.split("\r\n") if x.lower().startswith(hdr.lower() + ":"))
+                name = "Authorization" if code == 401 else "Proxy-Authorization"
+                auth = f"{name}: {_digest(method, uri, user, password, ch)}\r\n"
+                continue
+            return code, reply
+        return code, reply
