@@ -210,3 +210,43 @@ def test_a_call_through_kamailio_and_rtpengine_carries_rtp_both_ways(stack: L.St
     assert counter(stack, "vc_calls_started", "an-phu") == started + 1
     assert counter(stack, "vc_calls_answered", "an-phu") == answered + 1
     assert 'rtpengine_packets_total{type="userspace"}' in stack.rtp_metrics()
+
+
+def test_the_vc_endpoint_role_s_baresip_registers_over_tls_answers_and_echoes(stack: L.Stack, tmp_path: Path) -> None:
+    """The lab's room stand-in (role vc_endpoint's files): registered over TLS, a call answered by
+    itself, RTP both ways through rtpengine (it sends back what it hears), hung up cleanly."""
+    if L.shutil.which("baresip") is None:
+        pytest.skip("baresip not installed")
+    user = next(a for a in L.ACCOUNTS if a.user == "luc-yen")
+    files = kamailio.render_endpoint({
+        "vc_endpoint__account": {"site": user.user, "user": user.user, "endpoint": "127.13.2.20", "secret": user.secret},
+        "vc_endpoint__data": {"realm": L.REALM}, "vc_endpoint_proxy": L.PROXY,
+        "vc_endpoint_cafile": str(stack.root / "tls" / "ca.crt"),
+    })
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    with open(tmp_path / "baresip.log", "wb") as log:
+        ua = subprocess.Popen(["baresip", "-f", str(tmp_path)], stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT,
+                              start_new_session=True)
+    try:
+        for _ in range(50):
+            if registered(stack).get("luc-yen", 0) >= 1 and "registered successfully" in (tmp_path / "baresip.log").read_text():
+                break
+            time.sleep(0.1)
+        assert "{0/TLS/v4} 200 OK" in (tmp_path / "baresip.log").read_text()
+        res: dict[str, subprocess.CompletedProcess[str]] = {}
+        caller = threading.Thread(target=lambda: res.update(r=L.sipp(
+            "call", src="127.13.1.5", user="an-phu", password=SECRET["an-phu"], hold_ms=3000,
+            extra=["-mi", "127.13.1.5", "-mp", "17100", "-cid_str", "dcops-baresip-%u-%p@%s"])))
+        caller.start()
+        time.sleep(2.5)
+        calls = [c.decode() for c in L.ng({"command": "list"}).get("calls", []) if c.startswith(b"dcops-baresip-")]
+        assert len(calls) == 1
+        streams = L.streams(calls[0])
+        caller.join(30)
+        assert res["r"].returncode == 0, res["r"].stdout[-800:]
+    finally:
+        os.killpg(ua.pid, 15)
+        ua.wait(10)
+    assert len([s for s in streams if s["packets"] > 20]) == 2, streams
+    assert user.secret not in stack.log()

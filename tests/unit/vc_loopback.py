@@ -44,12 +44,12 @@ class Account:
 
     def row(self) -> dict[str, str]:
         return {"user": self.user, "ha1": acc.ha1(self.user, REALM, self.secret), "transport": self.transport,
-                "subnet": self.subnet}
+                "subnet": self.subnet.split(",")[0], "networks": self.subnet.split(",")}
 
 
 ACCOUNTS = [
     Account("an-phu", "anphu-secret-1", "datanet", "127.13.1.0/24"),
-    Account("luc-yen", "lucyen-secret-2", "datanet", "127.13.2.0/24"),
+    Account("luc-yen", "lucyen-secret-2", "datanet", "127.13.2.0/24,127.0.0.1/32"),  # LAN, router
     Account("dc", "dc-secret-3", "datanet", "127.13.3.0/24"),
     Account("mau-a", "maua-secret-4", "internet", "10.99.0.0/24"),
 ]
@@ -96,7 +96,7 @@ class Stack:
             videoconf_db_dir=str(self.root / "db"), videoconf_tls_config=str(self.root / "dcops-tls.cfg"),
             videoconf_tls_dir=str(self.root / "tls"), videoconf_ctl_socket=str(self.root / "ctl"),
             videoconf_rtpengine_ng=f"udp:{PROXY}:{self.ng_port}", videoconf_children=2,
-            videoconf_authfail_limit=6, videoconf_pike_density=400,
+            videoconf_authfail_limit=6, videoconf_pike_density=400, videoconf_max_contacts=10,
         )
         if self.switches is not None:
             v["videoconf_switches"] = self.switches

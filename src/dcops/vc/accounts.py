@@ -50,6 +50,9 @@ class VcAccount:
     transport: str  # "datanet" (registers from its site's subnet) or "internet" (anywhere, TLS only)
     tier: str
     district: str | None
+    #: Where the room may register from: its site's LAN and its router's own addresses (loopback,
+    #: circuit ends: the source a router-hosted user agent's packets carry).
+    networks: tuple[str, ...] = ()
 
     @property
     def user(self) -> str:
@@ -69,10 +72,24 @@ def accounts(inv: Inventory) -> list[VcAccount]:
     r = realm(inv)
     out = [
         VcAccount(s.name, s.videoconf.room, r, str(s.videoconf.endpoint), str(s.subnet), s.videoconf.transport,
-                  str(s.tier), inv.district_of(s))
+                  str(s.tier), inv.district_of(s), site_networks(inv, s.name))
         for s in inv.sites if s.videoconf is not None
     ]
     return sorted(out, key=lambda a: a.site)
+
+
+def site_networks(inv: Inventory, name: str) -> tuple[str, ...]:
+    """The site's LAN, then its router's loopback and circuit addresses (/32), from the inventory."""
+    site = inv.site(name)
+    out = [str(site.subnet)]
+    if site.loopback is not None:
+        out.append(f"{site.loopback}/32")
+    for c in inv.circuits:
+        if site.name == c.a:
+            out.append(f"{c.a_address}/32")
+        elif site.name == c.b:
+            out.append(f"{c.b_address}/32")
+    return tuple(dict.fromkeys(out))
 
 
 def find(inv: Inventory, site: str) -> VcAccount:

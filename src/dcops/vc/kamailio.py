@@ -64,3 +64,13 @@ def check(cfg: Path, kamailio: str | None = None) -> None:
     if p.returncode != 0:
         lines = [x for x in (p.stderr + p.stdout).splitlines() if "ERROR" in x or "CRITICAL" in x] or p.stderr.splitlines()[-5:]
         raise KamailioError(f"{cfg}: kamailio -c refuses it: " + " | ".join(lines[:8]))
+
+
+def render_endpoint(values: Mapping[str, Any]) -> dict[str, str]:
+    """The vc_endpoint role's baresip config and accounts files for ``values`` (its defaults overridden)."""
+    role = ROLE.parent / "vc_endpoint"
+    v = yaml.safe_load((role / "defaults" / "main.yml").read_text(encoding="utf-8")) | dict(values)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(role / "templates")), undefined=jinja2.StrictUndefined,
+                             keep_trailing_newline=True, trim_blocks=True)
+    return {"config": env.get_template("baresip-config.j2").render(v),
+            "accounts": env.get_template("baresip-accounts.j2").render(v)}
