@@ -24,9 +24,7 @@ SECRET = {a.user: a.secret for a in L.ACCOUNTS}
 def test_every_variant_of_the_cfg_passes_kamailio_check(tmp_path: Path) -> None:
     seen = 0
     for v in kamailio.variants():
-        files = kamailio.render({"videoconf_realm": L.REALM, "videoconf_listen": L.PROXY,
-                                 "videoconf_metrics_listen": L.PROXY, "videoconf_switches": v,
-                                 "videoconf_db_dir": str(tmp_path)}, [a.row() for a in L.ACCOUNTS])
+        files = kamailio.render(L.BASE | {"videoconf_switches": v, "videoconf_db_dir": str(tmp_path)}, [a.row() for a in L.ACCOUNTS])
         cfg = tmp_path / "k.cfg"
         cfg.write_text(files["kamailio.cfg"])
         for name, on in v.items():
@@ -37,8 +35,7 @@ def test_every_variant_of_the_cfg_passes_kamailio_check(tmp_path: Path) -> None:
 
 
 def test_a_broken_cfg_is_refused_with_kamailios_reason(tmp_path: Path) -> None:
-    files = kamailio.render({"videoconf_realm": L.REALM, "videoconf_listen": L.PROXY, "videoconf_metrics_listen": L.PROXY,
-                             "videoconf_db_dir": str(tmp_path)}, [])
+    files = kamailio.render(L.BASE | {"videoconf_db_dir": str(tmp_path)}, [])
     cfg = tmp_path / "k.cfg"
     cfg.write_text(files["kamailio.cfg"].replace("route(REQINIT);", "route(REQINIT)", 1))
     with pytest.raises(kamailio.KamailioError, match="parse error"):
@@ -46,8 +43,7 @@ def test_a_broken_cfg_is_refused_with_kamailios_reason(tmp_path: Path) -> None:
 
 
 def test_no_secret_in_the_rendered_files() -> None:
-    files = kamailio.render({"videoconf_realm": L.REALM, "videoconf_listen": L.PROXY, "videoconf_metrics_listen": L.PROXY},
-                            [a.row() for a in L.ACCOUNTS])
+    files = kamailio.render(L.BASE, [a.row() for a in L.ACCOUNTS])
     for a in L.ACCOUNTS:
         assert all(a.secret not in c for c in files.values())
         assert a.row()["ha1"] in files["db/vcauth"] and a.row()["ha1"] not in files["kamailio.cfg"]

@@ -27,6 +27,15 @@ PROXY = "127.13.0.1"
 PORTS = itertools.count(15100)
 
 
+#: What the inventory gives a converge (the videoconf service's ports, the host's address, the realm).
+BASE: dict[str, Any] = {
+    "videoconf_realm": REALM, "videoconf_listen": PROXY, "videoconf_metrics_listen": PROXY,
+    "videoconf_sip_port": 5060, "videoconf_tls_port": 5061, "videoconf_wss_port": 8443, "videoconf_metrics_port": 9180,
+    "videoconf_rtpengine_port_min": 30000, "videoconf_rtpengine_port_max": 30999, "videoconf_rtpengine_http_port": 9181,
+    "videoconf_turn_port": 3478, "videoconf_turn_relay_min": 31000, "videoconf_turn_relay_max": 31499,
+}
+
+
 def have_tools() -> str | None:
     """What is missing to run these tests (None: all there)."""
     for tool in ("kamailio", "rtpengine", "sipp", "openssl"):
@@ -90,8 +99,7 @@ class Stack:
     rtp_http_port: int = 9181
 
     def values(self) -> dict[str, Any]:
-        v: dict[str, Any] = dict(
-            videoconf_realm=REALM, videoconf_listen=PROXY, videoconf_metrics_listen=PROXY,
+        v: dict[str, Any] = BASE | dict(
             videoconf_sip_port=self.sip_port, videoconf_metrics_port=self.metrics_port,
             videoconf_db_dir=str(self.root / "db"), videoconf_tls_config=str(self.root / "dcops-tls.cfg"),
             videoconf_tls_dir=str(self.root / "tls"), videoconf_ctl_socket=str(self.root / "ctl"),
