@@ -10,6 +10,7 @@ import typer
 
 from dcops.cli.common import InventoryOpt, JsonOpt, console, emit_json, err_console, fail, load_or_exit
 from dcops.exporters import promconfig
+from dcops.vc import scrape as vc_scrape
 from dcops.exporters.config import ExporterConfig, load_config, read_raw
 from dcops.exporters.errors import ConfigError
 from dcops.exporters.targets import Target, check_targets, inventory_targets, load_target_list
@@ -113,9 +114,9 @@ def prometheus_config(
 ) -> None:
     """Render a Prometheus config scraping the exporters with file_sd from the inventory (hashmod-sharded)."""
     inv = load_or_exit(inventory).inventory
-    text = promconfig.dump(
-        promconfig.render(filesd_dir, exporter, scrape_interval=scrape_interval, scrape_timeout=scrape_timeout)
-    )
+    cfg = promconfig.render(filesd_dir, exporter, scrape_interval=scrape_interval, scrape_timeout=scrape_timeout)
+    cfg["scrape_configs"] += vc_scrape.jobs(inv)  # Kamailio's and rtpengine's own metrics (issue 13)
+    text = promconfig.dump(cfg)
     if out is None:
         console.print(text, highlight=False, markup=False)
         return
