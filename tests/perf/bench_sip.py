@@ -42,10 +42,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from tests.unit import vc_loopback as L  # noqa: E402
+from tests.unit import vc_loopback as L
 
 CHILDREN = 8  # the stock cfg's children=
 TICK = os.sysconf("SC_CLK_TCK")
+FAILED: list[tuple[str, int, int]] = []  # (scenario, failed, run) of every measured run
 
 
 def cpu_seconds(pgid: int) -> float:
@@ -91,8 +92,9 @@ def measure(stack: L.Stack, scenario: str, n: int, transactions: int, limit: int
     dt = time.monotonic() - t0
     c1 = cpu_seconds(pgid)
     ok = _successes(r.stdout)
-    if ok < n * 0.98:  # a few calls may fail under full load (sipp UAS timing): rates count successes only
+    if ok < n * 0.95:  # a few scenarios may fail under full load (sipp timing): rates count successes only
         raise SystemExit(f"{scenario}: only {ok} of {n} succeeded:\n{r.stdout[-1500:]}")
+    FAILED.append((scenario, n - ok, n))
     return ok / dt, (c1 - c0) / (ok * transactions / 1000)
 
 
@@ -190,6 +192,8 @@ def main() -> None:
         target = (">= 0.80 " + ("ok" if ratio >= 0.8 else "MISSED")) if higher else ""
         c = med(norelay[key])
         print(f"{label:44} {a:12.3f} {b:12.3f} {ratio:7.2f}  {target:10} {c:14.3f} {c / b if b else float('nan'):6.2f}")
+    worst = max(FAILED, key=lambda f: f[1] / f[2])
+    print(f"{'failed scenarios (worst run; not counted)':44} {worst[1]:>5} of {worst[2]} ({worst[0]})")
     print(f"{'rtpengine CPU s per relayed call-second':44} {med(role['rtp_cpu']):12.5f} {'-':>12}"
           f"   (20 concurrent calls, g711a.pcap, {args.hold} ms each)")
 

@@ -24,7 +24,8 @@ SECRET = {a.user: a.secret for a in L.ACCOUNTS}
 def test_every_variant_of_the_cfg_passes_kamailio_check(tmp_path: Path) -> None:
     seen = 0
     for v in kamailio.variants():
-        files = kamailio.render(L.BASE | {"videoconf_switches": v, "videoconf_db_dir": str(tmp_path)}, [a.row() for a in L.ACCOUNTS])
+        values = L.BASE | {"videoconf_switches": v, "videoconf_db_dir": str(tmp_path)}
+        files = kamailio.render(values, [a.row() for a in L.ACCOUNTS])
         cfg = tmp_path / "k.cfg"
         cfg.write_text(files["kamailio.cfg"])
         for name, on in v.items():

@@ -10,12 +10,12 @@ import typer
 
 from dcops.cli.common import InventoryOpt, JsonOpt, console, emit_json, err_console, fail, load_or_exit
 from dcops.exporters import promconfig
-from dcops.vc import scrape as vc_scrape
 from dcops.exporters.config import ExporterConfig, load_config, read_raw
 from dcops.exporters.errors import ConfigError
 from dcops.exporters.targets import Target, check_targets, inventory_targets, load_target_list
 from dcops.fsio import atomic_write
 from dcops.render.filesd import file_sd
+from dcops.vc import scrape as vc_scrape
 
 if TYPE_CHECKING:
     from dcops.exporters.serving import Exporter

@@ -38,7 +38,8 @@ def jobs(inv: Inventory) -> list[dict[str, Any]]:
             for label, value in extra.items():
                 if value:
                     relabel.append({"source_labels": ["site"], "regex": a.site, "target_label": label, "replacement": value})
-        for job, port_name, labels_extra in (("dcops-vc-kamailio", "sip-metrics", True), ("dcops-vc-rtpengine", "media-metrics", False)):
+        kinds = (("dcops-vc-kamailio", "sip-metrics", True), ("dcops-vc-rtpengine", "media-metrics", False))
+        for job, port_name, labels_extra in kinds:
             port = _port(inv, svc.name, port_name)
             if port is None:
                 continue
