@@ -217,7 +217,7 @@ def test_the_vc_endpoint_role_s_baresip_registers_over_tls_answers_and_echoes(st
     user = next(a for a in L.ACCOUNTS if a.user == "luc-yen")
     files = kamailio.render_endpoint({
         "vc_endpoint__account": {"site": user.user, "user": user.user, "endpoint": "127.13.2.20", "secret": user.secret},
-        "vc_endpoint__data": {"realm": L.REALM}, "vc_endpoint_proxy": L.PROXY,
+        "vc_endpoint__data": {"realm": L.REALM}, "vc_endpoint_proxy": L.PROXY, "vc_endpoint_proxy_port": 5061,
         "vc_endpoint_cafile": str(stack.root / "tls" / "ca.crt"),
     })
     for name, text in files.items():
