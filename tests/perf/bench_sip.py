@@ -93,7 +93,7 @@ def measure(stack: L.Stack, scenario: str, n: int, transactions: int, limit: int
     c1 = cpu_seconds(pgid)
     ok = _successes(r.stdout)
     if ok < n * 0.95:  # a few scenarios may fail under full load (sipp timing): rates count successes only
-        raise SystemExit(f"{scenario}: only {ok} of {n} succeeded:\n{r.stdout[-1500:]}")
+        raise SystemExit(f"{stack.root.name}: {scenario}: only {ok} of {n} succeeded:\n{r.stdout[-1500:]}")
     FAILED.append((scenario, n - ok, n))
     return ok / dt, (c1 - c0) / (ok * transactions / 1000)
 

@@ -31,8 +31,8 @@ PORTS = itertools.count(15100)
 BASE: dict[str, Any] = {
     "videoconf_realm": REALM, "videoconf_listen": PROXY, "videoconf_metrics_listen": PROXY,
     "videoconf_sip_port": 5060, "videoconf_tls_port": 5061, "videoconf_wss_port": 8443, "videoconf_metrics_port": 9180,
-    "videoconf_rtpengine_port_min": 30000, "videoconf_rtpengine_port_max": 30999, "videoconf_rtpengine_http_port": 9181,
-    "videoconf_turn_port": 3478, "videoconf_turn_relay_min": 31000, "videoconf_turn_relay_max": 31499,
+    "videoconf_rtpengine_port_min": 30000, "videoconf_rtpengine_port_max": 39999, "videoconf_rtpengine_http_port": 9181,
+    "videoconf_turn_port": 3478, "videoconf_turn_relay_min": 40000, "videoconf_turn_relay_max": 40499,
 }
 
 
@@ -139,7 +139,8 @@ class Stack:
         if self.rtpengine:
             self.procs["rtpengine"] = subprocess.Popen(
                 ["rtpengine", "-f", "-E", "--table=-1", f"--interface={PROXY}", f"--listen-ng={PROXY}:{self.ng_port}",
-                 "--port-min=30000", "--port-max=30999", f"--listen-http={PROXY}:{self.rtp_http_port}", "-L", "4",
+                 "--port-min=30000", "--port-max=39999", "--delete-delay=0",
+                 f"--listen-http={PROXY}:{self.rtp_http_port}", "-L", "4",
                  f"--pidfile={self.root / 'rtpengine.pid'}"],
                 stdout=self._logfile("rtpengine"), stderr=subprocess.STDOUT, start_new_session=True)
             wait_port(PROXY, self.rtp_http_port)
