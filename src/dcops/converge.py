@@ -676,6 +676,9 @@ def converge(
         from dcops.mail import labsecrets
 
         labsecrets.ensure(inv)
+        from dcops.vc import accounts as vc_accounts  # and the rooms' SIP secrets
+
+        vc_accounts.ensure_lab(inv)
     base, ident = _new_run((runs_dir or default_runs_dir()) / label, book, check)
     run = base / ident
     run.mkdir(mode=0o700)

@@ -96,7 +96,7 @@ def test_lab_inventory_is_valid() -> None:
     inv = loaded.inventory
     assert (len(inv.districts), len(inv.sites), len(inv.circuits)) == (2, 7, 7)
     # 11 services, 12 flows: the backup service and its flow from the mail service (issue 11)
-    assert (len(inv.services), len(inv.flows), len(inv.agencies)) == (11, 12, 3)
+    assert (len(inv.services), len(inv.flows), len(inv.agencies)) == (11, 14, 3)  # +2 videoconf flows (issue 13)
     assert sorted(p.name for p in loaded.files) == [
         "circuits.yml",
         "mail.yml",

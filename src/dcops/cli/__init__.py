@@ -15,6 +15,7 @@ from dcops.cli import lab as lab_cmd
 from dcops.cli import mail as mail_cmd
 from dcops.cli import noc as noc_cmd
 from dcops.cli import stack as stack_cmd
+from dcops.cli import vc as vc_cmd
 from dcops.cli.common import InventoryOpt
 from dcops.cli.converge import converge_cmd
 
@@ -33,6 +34,7 @@ app.add_typer(dns_cmd.app, name="dns")
 app.add_typer(stack_cmd.app, name="stack")
 app.add_typer(audit_cmd.app, name="audit")
 app.add_typer(noc_cmd.app, name="noc")
+app.add_typer(vc_cmd.app, name="vc")
 
 
 app.command("converge")(converge_cmd)

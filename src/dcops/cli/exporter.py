@@ -15,6 +15,7 @@ from dcops.exporters.errors import ConfigError
 from dcops.exporters.targets import Target, check_targets, inventory_targets, load_target_list
 from dcops.fsio import atomic_write
 from dcops.render.filesd import file_sd
+from dcops.vc import scrape as vc_scrape
 
 if TYPE_CHECKING:
     from dcops.exporters.serving import Exporter
@@ -113,9 +114,9 @@ def prometheus_config(
 ) -> None:
     """Render a Prometheus config scraping the exporters with file_sd from the inventory (hashmod-sharded)."""
     inv = load_or_exit(inventory).inventory
-    text = promconfig.dump(
-        promconfig.render(filesd_dir, exporter, scrape_interval=scrape_interval, scrape_timeout=scrape_timeout)
-    )
+    cfg = promconfig.render(filesd_dir, exporter, scrape_interval=scrape_interval, scrape_timeout=scrape_timeout)
+    cfg["scrape_configs"] += vc_scrape.jobs(inv)  # Kamailio's and rtpengine's own metrics (issue 13)
+    text = promconfig.dump(cfg)
     if out is None:
         console.print(text, highlight=False, markup=False)
         return
