@@ -19,6 +19,17 @@ from dcops.converge import ConvergeResult, converge
 from tests.lab.helpers import dcops, status
 
 REUSE = os.environ.get("DCOPS_TEST_REUSE_LAB") == "1"
+#: Lab tests marked ``unproven`` (written by a session that had no lab) run only when asked:
+#: ``DCOPS_TEST_UNPROVEN=1``. The marker's reason says what is missing; the issue stays open.
+UNPROVEN = os.environ.get("DCOPS_TEST_UNPROVEN") == "1"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        mark = item.get_closest_marker("unproven")
+        if mark is not None and not UNPROVEN:
+            why = mark.args[0] if mark.args else "not yet run against a lab"
+            item.add_marker(pytest.mark.skip(reason=f"unproven ({why}); DCOPS_TEST_UNPROVEN=1 runs it"))
 RESULTS: dict[str, ConvergeResult] = {}
 
 

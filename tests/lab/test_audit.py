@@ -15,7 +15,11 @@ import pytest
 from dcops.audit.catalogue import load_catalogue
 from tests.lab.helpers import dcops, ssh
 
-pytestmark = pytest.mark.lab
+UNPROVEN_WHY = (
+    'issue 15: written without a lab; the level-3 roles it needs (lockout, idle timeout, log retention,'
+    ' AIDE, ClamAV) are not built yet'
+)
+pytestmark = [pytest.mark.lab, pytest.mark.unproven(UNPROVEN_WHY)]
 DRILL_A, DRILL_B = "dc-web", "an-phu"
 #: What the drill weakens on each host, and the checks that must then fail (and only those).
 EXPECTED = {

@@ -30,7 +30,10 @@ from dcops.mail import labsecrets
 from dcops.noc import PRODUCTION, rules
 from tests.lab.helpers import dcops, ssh, wait_for
 
-pytestmark = pytest.mark.lab
+UNPROVEN_WHY = (
+    'issue 14: the NOC drills were written without a lab and have not run yet'
+)
+pytestmark = [pytest.mark.lab, pytest.mark.unproven(UNPROVEN_WHY)]
 
 INV = load(DEFAULT_INVENTORY).inventory
 CODE = INV.province.code

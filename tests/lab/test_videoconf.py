@@ -27,7 +27,10 @@ from dcops.vc import accounts as acc
 from tests.lab.helpers import dcops, fail_text, ssh, wait_for
 from tests.lab.test_monitoring import query
 
-pytestmark = pytest.mark.lab
+UNPROVEN_WHY = (
+    'issue 13: the video-conference lab tests were written without a lab and have not run yet'
+)
+pytestmark = [pytest.mark.lab, pytest.mark.unproven(UNPROVEN_WHY)]
 
 INV = load(DEFAULT_INVENTORY).inventory
 ROOMS = {a.site: a for a in acc.accounts(INV)}
