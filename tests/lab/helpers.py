@@ -54,7 +54,11 @@ def ping(addr: str, wait: int = 2) -> bool:
 
 
 def leftovers(code: str = CODE) -> dict[str, list[str]]:
-    """What a lab may leave behind: nspawn processes, links, namespaces, mounts (must be empty)."""
+    """What lab ``code`` may leave behind: nspawn processes, links, namespaces, mounts (must be
+    empty). Another lab up beside it (inventory/twolevel, say) is not this lab's leftover; an
+    image mounted outside every lab's host disks is anyone's."""
+    from dcops.lab.plan import root_link_name
+
     procs = []
     for d in Path("/proc").iterdir():
         if d.name.isdigit():
@@ -72,9 +76,12 @@ def leftovers(code: str = CODE) -> dict[str, list[str]]:
     mounts = Path("/proc/self/mountinfo").read_text().splitlines()
     return {
         "nspawn": procs,
-        "links": [n for n in links if n.startswith("dcl")],
+        "links": [n for n in links if n == root_link_name(code) or n.startswith(f"dcl-{code}-")],
         "netns": [n for n in netns if n.startswith(f"dcl-{code}-")],
-        "mounts": [m for m in mounts if f"dcl-{code}-" in m or "/dcops/images/" in m],
+        "mounts": [
+            m for m in mounts
+            if f"dcl-{code}-" in m or f"/lab/{code}/" in m or ("/dcops/images/" in m and "/dcops/lab/" not in m)
+        ],
         "cgroups": [str(p) for p in Path("/sys/fs/cgroup").glob(f"*/dcops-lab/dcl-{code}-*")],
     }
 
