@@ -150,4 +150,6 @@ def test_bad_target_stops_at_start(tmp_path: Path) -> None:
 def test_inventory_targets_check() -> None:
     r = subprocess.run([dcops(), "exporter", "connectivity", "--check"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    assert "33 sweep targets, 6 continuous ICMP targets" in r.stdout  # 33: the backup service's sftp port (issue 11)
+    # 33 with the backup service's sftp port (issue 11), 38 with the video conference's wss,
+    # turn-tcp, turn-relay, sip-metrics and media-metrics ports (issue 13)
+    assert "38 sweep targets, 6 continuous ICMP targets" in r.stdout
