@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -195,3 +196,20 @@ def test_ansible_plugin_reports_invalid_inventory(tmp_path: Path) -> None:
     assert r.returncode != 0
     assert "parent site 'nowhere' does not exist" in r.stderr
     assert "sites.yml:" in r.stderr
+
+
+@pytest.mark.parametrize("path", [LAB, TWOLEVEL])
+def test_inventory_dir_is_the_province_folder_whatever_its_subfolders(path: Path) -> None:
+    """A province's non-inventory folders (the audit's waivers in inventory/lab/audit/, secrets)
+    are no inventory source: Ansible took ``inventory_dir`` (the mail role's inventory) from the
+    first source that added a host, and ``audit/`` sorts first. The debug action runs on the
+    controller only: no host is contacted."""
+    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "playbooks" / "ansible.cfg"), "ANSIBLE_LOCAL_TEMP": "/tmp"}
+    exe = VENV_BIN / "ansible"
+    if not exe.exists():
+        exe = Path(sys.executable).parent / "ansible"
+    r = subprocess.run([str(exe), "-i", str(path), "all", "-m", "ansible.builtin.debug", "-a", "var=inventory_dir",
+                        "-o"], cwd=ROOT / "playbooks", env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    dirs = set(re.findall(r'"inventory_dir": "([^"]+)"', r.stdout))
+    assert dirs == {str(path)}, r.stdout
