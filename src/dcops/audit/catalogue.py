@@ -17,8 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from dcops import ROOT
 from dcops.audit.checks import TYPES, Compare, Op, Params
 from dcops.audit.errors import AuditInputError
-from dcops.audit.yamlfile import pydantic_problems, read_yaml, validate
+from dcops.audit.yamlfile import read_yaml, validate
 from dcops.inventory.errors import Problem, short
+from dcops.inventory.loader import pydantic_problems
 from dcops.inventory.origin import Origin
 
 #: Where the catalogues live (one folder per version of a standard).

@@ -57,7 +57,17 @@ class Scope(Strict):
         return "; ".join(parts) or "every host"
 
 
-class Waiver(Strict):
+class _Expiring(Strict):
+    """An entry with an ``expires`` date (checked by each subclass's date validator)."""
+
+    expires: str
+
+    @property
+    def expiry(self) -> dt.date:
+        return parse_date(self.expires)
+
+
+class Waiver(_Expiring):
     id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     check: str
     scope: Scope = Field(default_factory=Scope)
@@ -72,12 +82,8 @@ class Waiver(Strict):
         parse_date(v)
         return v
 
-    @property
-    def expiry(self) -> dt.date:
-        return parse_date(self.expires)
 
-
-class Attestation(Strict):
+class Attestation(_Expiring):
     id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     #: A requirement clause (management items) or a check id (a manual confirmation).
     requirement: str
@@ -92,10 +98,6 @@ class Attestation(Strict):
     def _date(cls, v: str) -> str:
         parse_date(v)
         return v
-
-    @property
-    def expiry(self) -> dt.date:
-        return parse_date(self.expires)
 
 
 class _WaiverFile(Strict):

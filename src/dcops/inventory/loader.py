@@ -62,7 +62,9 @@ LIST_SECTIONS: dict[str, type[BaseModel]] = {
 SECTIONS = ("province", "platform", *LIST_SECTIONS)
 
 
-def _pydantic_problems(err: ValidationError, origin: Origin) -> Iterator[Problem]:
+def pydantic_problems(err: ValidationError, origin: Origin) -> Iterator[Problem]:
+    """Each pydantic error as a problem at its key's line, in the inventory's words (shared with
+    the audit's catalogue and waiver files)."""
     for e in err.errors(include_url=False):
         loc = tuple(x for x in e["loc"] if isinstance(x, str | int))
         # pydantic names union members and validator kinds in loc; keep only real YAML keys
@@ -132,7 +134,7 @@ def _load(root: Path) -> Loaded:
         try:
             prov_model = Province.model_validate(read.province[0])
         except ValidationError as e:
-            problems.extend(_pydantic_problems(e, read.province[1]))
+            problems.extend(pydantic_problems(e, read.province[1]))
             # A typo in the province must not hide every other problem: when unknown keys are
             # all that is wrong, check the rest of the inventory against the province without them.
             prov_model = _without_unknown_keys(Province, read.province[0], e)
@@ -142,7 +144,7 @@ def _load(root: Path) -> Loaded:
         try:
             plat_model = Platform.model_validate(read.platform[0])
         except ValidationError as e:
-            problems.extend(_pydantic_problems(e, read.platform[1]))
+            problems.extend(pydantic_problems(e, read.platform[1]))
 
     models, origins, failed = _validate_items(read.raw, problems)
     if read.platform is not None:
@@ -262,7 +264,7 @@ def _validate_items(
             try:
                 m = cls.model_validate(item)
             except ValidationError as e:
-                problems.extend(_pydantic_problems(e, origin))
+                problems.extend(pydantic_problems(e, origin))
                 if isinstance(item, dict):
                     failed[section].add(str(item.get("name")))
                     hosts = item.get("hosts")

@@ -31,7 +31,7 @@ import yaml
 from pydantic import BaseModel
 
 from dcops.fsio import fsync_dir
-from dcops.inventory.errors import InventoryError, Problem
+from dcops.inventory.errors import InventoryError
 from dcops.inventory.loader import load
 from dcops.inventory.model import Inventory, Site, Tier
 from dcops.inventory.origin import Loaded, Origin
@@ -287,4 +287,4 @@ class ClashError(Exception):
         super().__init__(f"{len(self.clashes)} clashes:\n" + "\n".join(f"  {c}" for c in self.clashes))
 
 
-__all__ = ["Clash", "ClashError", "MergeError", "Problem", "clashes", "merged", "write"]
+__all__ = ["Clash", "ClashError", "MergeError", "clashes", "merged", "write"]
