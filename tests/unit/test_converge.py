@@ -253,7 +253,10 @@ def _env() -> dict[str, str]:
 def _converge_process(site: Path, playbook: str, extra: str = "", **kw: object) -> subprocess.Popen[str]:
     """``converge()`` in a process of its own, its stderr (progress) a pipe."""
     args = ", ".join(f"{k}={v!r}" for k, v in kw.items())
+    # Ctrl-C reaches it as at a terminal, even when the suite itself was started in the
+    # background (a non-interactive shell's & leaves SIGINT ignored, and children inherit that).
     code = (
+        "import signal\nsignal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "from pathlib import Path\nfrom dcops.converge import converge\n"
         f"converge({str(site / 'hosts.ini')!r}, {str(site / playbook)!r}, runs_dir=Path({str(site / 'runs')!r}), "
         f"progress_every=1, extra_args={extra.split()!r}, {args})\n"

@@ -17,7 +17,7 @@ import pytest
 from pulumi.runtime import settings as psettings
 
 from dcops.inventory import load
-from dcops.stacks.plan import BRIDGE, HA, IMAGE, VLAN, VM, Plan, PlanMocks, RecordingMonitor, plan_program
+from dcops.stacks.plan import BRIDGE, HA, IMAGE, VLAN, VM, Plan, PlanMocks, RecordingMonitor, own_event_loop, plan_program
 from tests.unit.stack_support import PROGRAM, ROOT, copy_inventory, replace_once
 
 GOLDEN = ROOT / "tests" / "golden"
@@ -159,11 +159,12 @@ def mocks() -> Iterator[RecordingMonitor]:
     """The SDK's mocks for one test (set in a fixture: the last set_mocks call wins for the whole run)."""
     m = PlanMocks()
     monitor = RecordingMonitor(m)
-    psettings.ROOT.set(None)
-    pulumi.runtime.set_mocks(m, project="dcops-datacentre", stack="lab", preview=False, monitor=monitor)
-    pulumi.runtime.set_all_config({"dcops:inventory": str(ROOT / "inventory" / "lab")})
-    yield monitor
-    pulumi.runtime.set_all_config({})
+    with own_event_loop():
+        psettings.ROOT.set(None)
+        pulumi.runtime.set_mocks(m, project="dcops-datacentre", stack="lab", preview=False, monitor=monitor)
+        pulumi.runtime.set_all_config({"dcops:inventory": str(ROOT / "inventory" / "lab")})
+        yield monitor
+        pulumi.runtime.set_all_config({})
 
 
 CHECKS: list[str] = []
@@ -205,3 +206,14 @@ def test_apply_checks_all_ran(mocks: RecordingMonitor) -> None:
     assert sorted(CHECKS) == sorted(f"{h}.{k}" for h in hosts for k in ("vmId", "macAddresses", "node"))
     registered = {urn.rsplit("::", 1)[-1] for urn in mocks.options}
     assert set(hosts) <= registered
+
+
+def test_plans_after_asyncio_run_left_no_event_loop(lab_plan: Plan) -> None:
+    """The whole suite runs the exporters and SIP clients through asyncio.run() first, which
+    leaves the main thread with no event loop; the plan must still be made, the same each time."""
+    import asyncio
+
+    asyncio.run(asyncio.sleep(0))
+    again = plan_program(ROOT / "inventory" / "lab", PROGRAM)
+    assert again.as_dict() == lab_plan.as_dict()
+    asyncio.run(asyncio.sleep(0))  # and the plan left nothing that breaks the next asyncio.run

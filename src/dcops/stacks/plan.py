@@ -10,8 +10,10 @@ on an inventory already loaded), and returns every resource registered: its type
 
 from __future__ import annotations
 
+import asyncio
 import runpy
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -144,6 +146,25 @@ def _resolve(value: Any) -> Any:
 
 
 def _run(func: Callable[[], None], stack: str, config: dict[str, str]) -> Plan:
+    with own_event_loop():
+        return _run_on_loop(func, stack, config)
+
+
+@contextmanager
+def own_event_loop() -> Iterator[asyncio.AbstractEventLoop]:
+    """A fresh event loop, current for the block, closed after it. Pulumi's runtime creates
+    its futures on the thread's current loop, and a process that has used asyncio.run() before
+    (the exporters, the SIP clients) has none left."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        yield loop
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
+
+
+def _run_on_loop(func: Callable[[], None], stack: str, config: dict[str, str]) -> Plan:
     mocks = PlanMocks()
     monitor = RecordingMonitor(mocks)
     # A fresh root stack for every run: exports of an earlier run must not leak into this one.
