@@ -207,3 +207,37 @@ def test_host_stop_drill_turns_series_to_zero_within_two_scrapes(stopped_host: f
 def test_after_restore_every_site_answers_again(monitored: dict[str, ConvergeResult], scrape_interval: float) -> None:
     assert wait_for(lambda: icmp_values().get(DRILL_SITE) == "1", 60 + 4 * scrape_interval, 1), icmp_values()
     assert set(icmp_values().values()) == {"1"}, icmp_values()
+
+
+def _connect_and_close(host: str, src: str, target: str, port: int, times: int) -> int:
+    """What a TCP probe does, ``times`` over: connect from ``src`` and close without a word; the
+    number of connections refused (a ban rejects them)."""
+    code = (f"import socket,time\nrefused=0\nfor _ in range({times}):\n"
+            f"    try: s=socket.create_connection(('{target}',{port}),timeout=3,source_address=('{src}',0))\n"
+            "    except ConnectionRefusedError: refused+=1; continue\n"
+            "    time.sleep(0.3); s.close(); time.sleep(0.3)\nprint(refused)")
+    r = ssh(host, "python3", "-c", f"\"{code}\"")
+    assert r.returncode == 0, r.stderr
+    return int(r.stdout)
+
+
+def test_probes_of_the_monitoring_host_never_get_it_banned(monitored: dict[str, ConvergeResult]) -> None:
+    """fail2ban's aggressive postfix filter counts a connection closed before a word was said: from
+    a commune's host, more than maxretry of them get it banned (so the filter does count them),
+    but the monitoring host's SMTP probes, which do exactly that all day, are never banned (the
+    baseline role's ignoreip; before it, the lab's monitoring banned itself within the hour)."""
+    mail = INV.host(INV.service("mail").hosts[0])[1]
+    target, attacker = str(mail.address), "khanh-hoa"
+    attacker_src = str(INV.gateway_of(INV.site(attacker)))
+
+    def banned() -> str:
+        return ssh(mail.name, "sudo", "fail2ban-client", "get", "postfix", "banned").stdout
+
+    assert _connect_and_close(MONITOR.name, str(MONITOR.address), target, 25, 8) == 0
+    try:
+        _connect_and_close(attacker, attacker_src, target, 25, 8)
+        assert wait_for(lambda: attacker_src in banned(), 30, 1), banned()
+        assert str(MONITOR.address) not in banned(), banned()
+        assert _connect_and_close(MONITOR.name, str(MONITOR.address), target, 25, 1) == 0  # still answered
+    finally:
+        ssh(mail.name, "sudo", "fail2ban-client", "set", "postfix", "unbanip", attacker_src)

@@ -61,6 +61,8 @@ BEFORE_LEVELS = {
 #: and the new tier ``hub`` (a network-only site) has its ``tier_hub`` group, empty in both.
 ADDED_BY_LEVELS = ("area", "dcops_area", "dcops_hub")
 EMPTY_NEW_GROUP = "tier_hub"
+#: Keys added after issue 12 (not restating anything): the rooms' endpoints for the firewall.
+ADDED_AFTER_LEVELS = ("dcops_vc_probe",)
 
 
 def _strip(node: object, seen: dict[str, list[object]]) -> object:
@@ -70,7 +72,7 @@ def _strip(node: object, seen: dict[str, list[object]]) -> object:
                 seen[k].append((node.get("district", node.get("dcops_district")), node.get("dcops_tier"), node[k]))
         if EMPTY_NEW_GROUP in node:
             assert node[EMPTY_NEW_GROUP] == {}, "tier_hub is empty in a province without hub-tier sites"
-        return {k: _strip(v, seen) for k, v in node.items() if k not in (*ADDED_BY_LEVELS, EMPTY_NEW_GROUP)}
+        return {k: _strip(v, seen) for k, v in node.items() if k not in (*ADDED_BY_LEVELS, *ADDED_AFTER_LEVELS, EMPTY_NEW_GROUP)}
     if isinstance(node, list):
         return [_strip(v, seen) for v in node if v != EMPTY_NEW_GROUP]
     return node

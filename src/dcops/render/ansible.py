@@ -30,6 +30,9 @@ WIREGUARD = {"port_base": 51820, "pool": "169.254.252.0/24"}
 #: the firewall opens its port to the monitoring hosts, other roles (mail backups, ...) write
 #: their metrics into its folder, Prometheus scrapes it (file_sd nodes.json).
 NODE_EXPORTER = {"port": 9100, "textfile_dir": "/var/lib/prometheus/node-exporter"}
+#: The rooms' endpoints answer the monitoring's SIP OPTIONS probes on this port (file_sd
+#: videoconf.json); the firewall lets the monitoring hosts reach them (group_vars/all/firewall.yml).
+SIP_PORT = 5060
 
 #: Host variables the roles' network plan is computed from: the inventory plugin publishes them
 #: for every host as ``dcops_net_hosts``; playbooks/filter_plugins/dcops_net.py reads them.
@@ -133,6 +136,10 @@ def _all_vars(inv: Inventory) -> dict[str, Any]:
         "dcops_services": services,
         "dcops_wireguard": dict(WIREGUARD),
         "dcops_node_exporter": dict(NODE_EXPORTER),
+        "dcops_vc_probe": {
+            "port": SIP_PORT,
+            "endpoints": sorted({str(s.videoconf.endpoint) for s in inv.sites if s.videoconf is not None}),
+        },
         "dcops_flows": [
             {"to": f.to, "ports": list(f.ports), "from": list(f.from_), "description": f.description}
             for f in inv.flows

@@ -16,10 +16,9 @@ from typing import Any
 
 from dcops.inventory.model import Inventory, Proto, Site
 from dcops.render import dump_json
-from dcops.render.ansible import NODE_EXPORTER, site_hosts
+from dcops.render.ansible import NODE_EXPORTER, SIP_PORT, site_hosts
 
 NODE_EXPORTER_PORT = NODE_EXPORTER["port"]
-SIP_PORT = 5060
 
 
 def site_labels(inv: Inventory, site: Site) -> dict[str, str]:
