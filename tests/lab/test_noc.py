@@ -13,6 +13,7 @@ Needs root (the lab); the lead runs it. Every packet goes to lab hosts only.
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import time
 import urllib.parse
@@ -75,9 +76,9 @@ def icmp_up() -> dict[str, str]:
 
 def imap_count(subject: str) -> int:
     pw = labsecrets.passwords(CODE)[NOC_BOX]
-    p = subprocess.run(["ssh", "-F", str(lab_dir(CODE) / "ssh_config"), MONITOR.name, "python3", "-", "imap-count",
-                        MAIL_NAME, NOC_BOX, pw, subject], input=CLIENT_CODE, capture_output=True, text=True, timeout=60,
-                       check=False)
+    args = ["python3", "-", "imap-count", MAIL_NAME, NOC_BOX, pw, subject]  # the remote shell splits words: quoted
+    p = subprocess.run(["ssh", "-F", str(lab_dir(CODE) / "ssh_config"), MONITOR.name, *map(shlex.quote, args)],
+                       input=CLIENT_CODE, capture_output=True, text=True, timeout=60, check=False)
     assert p.returncode == 0, p.stderr
     return int(json.loads(p.stdout.strip().splitlines()[-1])["count"])
 
