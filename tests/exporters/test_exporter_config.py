@@ -44,7 +44,11 @@ def domains(inv: Inventory) -> list[str]:
 def test_rendered_config_carries_the_selector_of_each_domains_key(secrets: dict[str, str], tmp_path: Path) -> None:
     inv = load_inventory(LAB)
     cfg = controller.exporter_config(inv)
-    assert cfg == {"security": {"dkim_selectors": dict.fromkeys(domains(inv), "s1")}}
+    assert cfg["security"] == {"dkim_selectors": dict.fromkeys(domains(inv), "s1")}
+    # the DNS probe asks for the province's own zone (a lab's resolvers cannot answer for the root)
+    assert cfg["modules"] == {"dns": {"prober": "dns", "timeout": 3.0,
+                                      "dns": {"query_name": "lab.test.", "query_type": "SOA", "min_answers": 1}}}
+    assert controller.exporter_config(inv, {"modules": {"dns": {"prober": "dns"}}})["modules"]["dns"] == {"prober": "dns"}
     assert cfg["security"]["dkim_selectors"] == {d: k.selector for d, k in dkim.public_keys(inv).items()}
     # the command prints the same, as YAML or JSON, and writes it with --out
     r = render(env=secrets)
@@ -94,7 +98,8 @@ def test_base_is_kept_and_the_result_validated(secrets: dict[str, str], tmp_path
     got = yaml.safe_load(render("--base", str(base), env=secrets).stdout)
     inv = load_inventory(LAB)
     assert got == {"concurrency": 64, "allowed_networks": ["10.250.0.0/24"],
-                   "security": {"timeout": 3, "dkim_selectors": dict.fromkeys(domains(inv), "s1")}}
+                   "security": {"timeout": 3, "dkim_selectors": dict.fromkeys(domains(inv), "s1")},
+                   "modules": {"dns": controller.dns_module(inv)}}
     out = tmp_path / "exporter.yml"
     for text, problem in (("concurrency: 0\n", "concurrency: Input should be greater than or equal to 1"),
                           ("security: {dkim_selector: dcops}\n", "security: Value error, dkim_selector is gone")):

@@ -9,6 +9,12 @@ they need from the secrets folder is rendered here, on the controller, into thei
   no vault password needed). A domain without a key file gets no entry, and the security
   exporter reports it as having no DKIM key published.
 
+- ``modules.dns``: the DNS probe asks for the SOA of the province's own domain (the zone every
+  DNS host of the province serves from its auth-zone), not of the root: a resolver without a
+  way to the internet (a lab; a province whose DNS hosts only forward) answers SERVFAIL for
+  ``.``, and every DNS host would show as giving bad answers. A ``--base`` that sets
+  ``modules.dns`` keeps its own.
+
 The result is ``--base`` (a config the caller already has, e.g. the role's concurrency and
 allowed networks) with these keys set, validated against the exporter's config model.
 """
@@ -33,6 +39,12 @@ def dkim_selectors(inv: Inventory) -> dict[str, str]:
     return {domain: key.selector for domain, key in sorted(public_keys(inv).items())}
 
 
+def dns_module(inv: Inventory) -> dict[str, Any]:
+    """The DNS probe's module: one SOA answer for the province's domain, NOERROR."""
+    return {"prober": "dns", "timeout": 3.0,
+            "dns": {"query_name": f"{inv.province.domain}.", "query_type": "SOA", "min_answers": 1}}
+
+
 def exporter_config(
     inv: Inventory, base: Mapping[str, Any] | None = None, *, source: str = "(rendered config)"
 ) -> dict[str, Any]:
@@ -40,6 +52,10 @@ def exporter_config(
     out: dict[str, Any] = copy.deepcopy(dict(base or {}))
     security = out.get("security")
     out["security"] = {**(security if isinstance(security, dict) else {}), "dkim_selectors": dkim_selectors(inv)}
+    modules = out.get("modules")
+    modules = dict(modules) if isinstance(modules, dict) else {}
+    modules.setdefault("dns", dns_module(inv))
+    out["modules"] = modules
     validate(out, source)
     return out
 
