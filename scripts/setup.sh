@@ -22,14 +22,29 @@ if [ ${#missing[@]} -gt 0 ]; then
   need_root
   echo "dcops setup: installing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # ClamAV's daemons must not start on install (freshclam would download signatures from the
+  # internet; the tests bring their own): a policy-rc.d denying them, unless the machine has one.
+  policy=
+  if [[ " ${missing[*]} " == *" clamav"* ]] && [ ! -e /usr/sbin/policy-rc.d ]; then
+    policy=/usr/sbin/policy-rc.d
+    printf '%s\n' '#!/bin/sh' '# dcops setup (temporary): ClamAV daemons do not start on install' \
+      'for a in "$@"; do case "$a" in clamav-*) exit 101 ;; esac; done' 'exit 0' > "$policy"
+    chmod 0755 "$policy"
+    trap 'rm -f "$policy"' EXIT
+  fi
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if [ -n "$policy" ]; then rm -f "$policy"; trap - EXIT; fi
   # Debian starts packaged daemons on install; dcops starts its own, on loopback or in the lab.
   for svc in prometheus prometheus-alertmanager prometheus-blackbox-exporter prometheus-node-exporter unbound; do
     if pgrep -x "$svc" >/dev/null 2>&1 && [ -x "/etc/init.d/$svc" ]; then "/etc/init.d/$svc" stop >/dev/null 2>&1 || true; fi
   done
   # unbound would answer on 127.0.0.1:53 at every boot; the dns tests start their own on a free port
   if [[ " ${missing[*]} " == *" unbound "* ]] && command -v systemctl >/dev/null; then systemctl disable unbound >/dev/null 2>&1 || true; fi
+  # nor at boot: ClamAV's daemons and AIDE's daily check of this machine
+  if [[ " ${missing[*]} " == *" clamav"* || " ${missing[*]} " == *" aide"* ]] && command -v systemctl >/dev/null; then
+    systemctl disable clamav-freshclam.service clamav-daemon.service clamav-daemon.socket dailyaidecheck.timer >/dev/null 2>&1 || true
+  fi
 fi
 
 py=${PYTHON:-python3}
